@@ -1,0 +1,102 @@
+"""Lazy SHA-256 of model files, cached by (path, size, mtime) in the data dir.
+
+Listing a folder never hashes: titles show the short hash once it is known. A background thread
+hashes what was asked for, so a folder of hundreds of checkpoints lists instantly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashCache:
+    """Thread-safe cache of file hashes, persisted as JSON; stale entries are recomputed."""
+
+    def __init__(self, cache_file: Path):
+        self._file = Path(cache_file)
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] = self._read()
+        self._pending: queue.Queue[Path] = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self._file.read_text(encoding="utf-8"))
+            return dict(data.get("sha256", {}))
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _save(self) -> None:
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"sha256": self._entries}, indent=1), encoding="utf-8")
+        os.replace(tmp, self._file)
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, float]:
+        stat = path.stat()
+        return stat.st_size, stat.st_mtime
+
+    def cached(self, path: Path) -> str | None:
+        """The hash if known and still valid for the file as it is now; never computes."""
+        path = Path(path).resolve()
+        with self._lock:
+            entry = self._entries.get(str(path))
+        if entry is None:
+            return None
+        try:
+            size, mtime = self._stamp(path)
+        except OSError:
+            return None
+        return entry["sha256"] if (entry.get("size"), entry.get("mtime")) == (size, mtime) else None
+
+    def sha256(self, path: Path) -> str:
+        """The hash, computing and caching it if needed (blocking)."""
+        path = Path(path).resolve()
+        if known := self.cached(path):
+            return known
+        size, mtime = self._stamp(path)
+        value = sha256_of_file(path)
+        with self._lock:
+            self._entries[str(path)] = {"size": size, "mtime": mtime, "sha256": value}
+            self._save()
+        return value
+
+    def schedule(self, paths: list[Path]) -> None:
+        """Hash these in the background (one thread, lowest urgency)."""
+        for path in paths:
+            if self.cached(path) is None:
+                self._pending.put(Path(path))
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._drain, name="model-hasher", daemon=True)
+                self._worker.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                path = self._pending.get(timeout=1)
+            except queue.Empty:
+                return
+            try:
+                self.sha256(path)
+            except OSError as e:
+                log.warning("could not hash %s: %s", path, e)

@@ -1,0 +1,176 @@
+"""The active model: loading, switching, the RAM cache, VAE choice, device and dtype.
+
+One lock serialises everything that touches the active pipeline: a switch requested while an
+image is being generated waits for it, and a failed load leaves the current model in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from webui.models.catalog import Catalog, ModelFile
+from webui.models.load import LoadedCheckpoint, build_vae, load_checkpoint, load_vae_state_dict
+from webui.models.safe_load import CheckpointError
+
+log = logging.getLogger(__name__)
+
+VAE_AUTOMATIC = "Automatic"
+VAE_NONE = "None"
+
+
+@dataclass
+class ActiveModel:
+    """What the engine needs: the pipeline plus the names infotext and the API report."""
+
+    file: ModelFile
+    checkpoint: LoadedCheckpoint
+    own_vae: torch.nn.Module
+    vae_file: ModelFile | None = None
+
+    @property
+    def pipe(self):
+        return self.checkpoint.pipe
+
+    @property
+    def spec(self):
+        return self.checkpoint.spec
+
+
+class ModelManager:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        device: str | None = None,
+        half: bool = True,
+        offload: str | None = None,
+        ram_cache: int = 1,
+    ):
+        self.catalog = catalog
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # fp16 only where it is fast and supported; CPU fp16 is slow and lossy.
+        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        self.offload = offload if self.device.type == "cuda" else None
+        self.ram_cache = ram_cache
+        self.lock = threading.RLock()
+        self._active: ActiveModel | None = None
+        self._cache: OrderedDict[Path, ActiveModel] = OrderedDict()
+
+    @property
+    def active(self) -> ActiveModel | None:
+        return self._active
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[ActiveModel]:
+        """Hold the active model for one job; switching waits until the block ends."""
+        with self.lock:
+            if self._active is None:
+                raise CheckpointError("no checkpoint is loaded: add one to models/Stable-diffusion")
+            yield self._active
+
+    def load(self, query: str, vae: str = VAE_AUTOMATIC) -> ActiveModel:
+        """Make ``query`` (title, name or hash) the active checkpoint, with ``vae`` applied."""
+        file = self.catalog.find_checkpoint(query)
+        if file is None:
+            raise CheckpointError(f"checkpoint not found: {query!r}")
+        with self.lock:
+            if self._active is not None and self._active.file.path == file.path:
+                self._apply_vae(self._active, vae)
+                return self._active
+            model = self._cache.pop(file.path, None) or self._read(file)
+            try:
+                self._apply_vae(model, vae)
+            except CheckpointError:
+                self._remember(model)
+                raise
+            previous = self._active
+            self._place(model.pipe, self.device)
+            self._active = model
+            if previous is not None:
+                self._remember(previous)
+            return model
+
+    def set_ram_cache(self, size: int) -> None:
+        with self.lock:
+            self.ram_cache = size
+            self._trim()
+
+    def set_vae(self, vae: str) -> None:
+        with self.lock:
+            if self._active is not None:
+                self._apply_vae(self._active, vae)
+
+    def cached_titles(self) -> list[str]:
+        return [m.file.title for m in self._cache.values()]
+
+    def _read(self, file: ModelFile) -> ActiveModel:
+        log.info("loading %s", file.name)
+        checkpoint = load_checkpoint(file.path, dtype=self.dtype)
+        file = self.catalog.with_hash(file)
+        return ActiveModel(file=file, checkpoint=checkpoint, own_vae=checkpoint.pipe.vae)
+
+    def _remember(self, model: ActiveModel) -> None:
+        self._place(model.pipe, torch.device("cpu"))
+        self._cache[model.file.path] = model
+        self._cache.move_to_end(model.file.path)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._cache) > self.ram_cache:
+            self._cache.popitem(last=False)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _place(self, pipe, device: torch.device) -> None:
+        if device.type == "cuda" and self.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif device.type == "cuda" and self.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+
+    def _resolve_vae(self, model: ActiveModel, choice: str) -> ModelFile | None:
+        if choice in ("", VAE_NONE):
+            return None
+        if choice == VAE_AUTOMATIC:
+            return self._sibling_vae(model.file)
+        found = self.catalog.find_vae(choice)
+        if found is None:
+            raise CheckpointError(f"VAE not found: {choice!r}")
+        return found
+
+    def _sibling_vae(self, file: ModelFile) -> ModelFile | None:
+        # A1111's "Automatic": <checkpoint stem>.vae.* beside the checkpoint or in the VAE folder.
+        stem = file.path.stem
+        for candidate in self.catalog.vaes:
+            if candidate.path.name.split(".vae.")[0] == stem and ".vae." in candidate.path.name:
+                return candidate
+        for suffix in (".vae.safetensors", ".vae.pt", ".vae.ckpt"):
+            beside = file.path.with_name(stem + suffix)
+            if beside.is_file():
+                return ModelFile(beside, beside.name, None)
+        return None
+
+    def _apply_vae(self, model: ActiveModel, choice: str) -> None:
+        target = self._resolve_vae(model, choice)
+        current = model.vae_file.path if model.vae_file else None
+        if (target.path if target else None) == current:
+            return
+        pipe = model.pipe
+        if target is None:
+            vae = model.own_vae
+        else:
+            vae = build_vae(model.spec, load_vae_state_dict(target.path)).to(dtype=self.dtype)
+        pipe.vae = vae.to(pipe.unet.device) if self.offload is None else vae
+        pipe.register_modules(vae=pipe.vae)
+        model.vae_file = target

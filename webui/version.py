@@ -1,0 +1,3 @@
+"""The studio's version, written into infotext and shown by the API."""
+
+VERSION = "0.1.0"
