@@ -1,0 +1,81 @@
+"""Saving images: atomic writes, collision-free names, A1111 infotext inside, grids.
+
+A file appears under its final name complete or not at all: it is written to a temporary name
+in the same folder, flushed, then hard-linked to the next free ``<number>-<seed>.png`` (a link
+fails if the name exists, so two writers never overwrite each other).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+_NUMBERED = re.compile(r"^(\d+)-")
+_lock = threading.Lock()
+
+
+def dated_folder(base: Path, per_day: bool = True) -> Path:
+    return Path(base) / dt.date.today().isoformat() if per_day else Path(base)
+
+
+def _next_number(folder: Path) -> int:
+    highest = -1
+    for entry in os.scandir(folder):
+        if m := _NUMBERED.match(entry.name):
+            highest = max(highest, int(m.group(1)))
+    return highest + 1
+
+
+def _png_bytes_to(path: Path, image: Image.Image, infotext: str | None) -> None:
+    info = PngInfo()
+    if infotext:
+        info.add_text("parameters", infotext)
+    with path.open("wb") as f:
+        image.save(f, format="PNG", pnginfo=info)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str | None, prefix: str = "") -> Path:
+    """Write ``image`` as ``<prefix><number:05>-<stem_suffix>.png`` in ``folder``; returns the path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".png", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _png_bytes_to(tmp, image, infotext)
+        with _lock:
+            number = _next_number(folder)
+            while True:
+                final = folder / f"{prefix}{number:05d}-{stem_suffix}.png"
+                try:
+                    os.link(tmp, final)
+                    return final
+                except FileExistsError:
+                    number += 1
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def grid_rows(count: int) -> int:
+    """A1111's default grid shape: about square, never more rows than images."""
+    return max(1, min(count, round(math.sqrt(count))))
+
+
+def make_grid(images: list[Image.Image], rows: int | None = None) -> Image.Image:
+    rows = rows or grid_rows(len(images))
+    cols = math.ceil(len(images) / rows)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h), "black")
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % cols) * w, (i // cols) * h))
+    return grid
