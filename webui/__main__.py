@@ -1,0 +1,32 @@
+"""``python -m webui``: start the server (launch.py calls this inside the project's venv)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+# Nothing is ever fetched at run time: make the hub clients fail fast instead of trying.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    from webui.app import Studio
+    from webui.server import create_app
+    from webui.settings import parse_args
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cmd = parse_args(argv)
+    app = create_app(Studio(cmd))
+    print(f"Running on http://{cmd.host}:{cmd.port}", flush=True)
+    uvicorn.run(app, host=cmd.host, port=cmd.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

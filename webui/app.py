@@ -1,0 +1,105 @@
+"""The running studio: one object that owns settings, models, the job queue and the engine.
+
+Front ends (Gradio tabs, REST routers, scripts) receive a Studio and talk only to its queue,
+catalog, manager and options; they never build pipelines or run generation themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from webui.engine.txt2img import Result, Txt2ImgEngine
+from webui.jobs import Job, JobQueue
+from webui.models.catalog import Catalog
+from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
+from webui.models.hashes import HashCache
+from webui.models.manager import ModelManager
+from webui.models.safe_load import CheckpointError
+from webui.request import GenerationRequest
+from webui.settings import CommandLine, Options, Paths
+
+log = logging.getLogger(__name__)
+
+
+class Studio:
+    def __init__(self, cmd: CommandLine):
+        self.cmd = cmd
+        self.paths = Paths.from_cmd(cmd)
+        self.options = Options(self.paths.config_file)
+        self.hashes = HashCache(self.paths.cache_file)
+        if not cmd.no_demo_model:
+            ensure_demo_checkpoint(self.paths.ckpt_dir)
+        self.paths.vae_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.paths.ckpt_dir, self.paths.vae_dir, self.hashes)
+        offload = "sequential" if cmd.lowvram else "model" if cmd.medvram else None
+        self.manager = ModelManager(
+            self.catalog, device=cmd.device, half=not cmd.no_half, offload=offload,
+            ram_cache=self.options.sd_checkpoint_cache,
+        )
+        self.engine = Txt2ImgEngine(self.manager, self.options, self.paths)
+        self.queue = JobQueue(self.engine.run, preview_every=self.options.show_progress_every_n_steps)
+        self.load_error: str | None = None
+        self._wire_options()
+
+    def _wire_options(self) -> None:
+        opts = self.options
+        opts.on_change("sd_model_checkpoint", lambda title: self._switch(title))
+        opts.on_change("sd_vae", lambda vae: self.manager.set_vae(vae))
+        opts.on_change("sd_checkpoint_cache", lambda n: self.manager.set_ram_cache(n))
+        opts.on_change("show_progress_every_n_steps", lambda n: setattr(self.queue, "preview_every", n))
+
+    def _switch(self, title: str) -> None:
+        model = self.manager.load(title, self.options.sd_vae)
+        self.load_error = None
+        log.info("checkpoint %s loaded", model.file.title)
+
+    def start(self) -> None:
+        self.load_initial_model()
+        self.queue.start()
+
+    def stop(self) -> None:
+        self.queue.stop(timeout=10)
+
+    def load_initial_model(self) -> None:
+        """--ckpt, else the saved choice, else the first checkpoint that loads."""
+        wanted = [str(self.cmd.ckpt)] if self.cmd.ckpt else []
+        if self.options.sd_model_checkpoint:
+            wanted.append(self.options.sd_model_checkpoint)
+        wanted += [f.title for f in self.catalog.checkpoints]
+        for title in wanted:
+            try:
+                model = self.manager.load(title, self.options.sd_vae)
+            except CheckpointError as e:
+                self.load_error = str(e)
+                log.error("could not load %s: %s", title, e)
+                continue
+            self.options.update({"sd_model_checkpoint": model.file.title})
+            self.load_error = None
+            return
+        log.warning("no checkpoint could be loaded; generation is unavailable until one is added")
+
+    def model_notice(self) -> str | None:
+        """A line for the UI when the active model deserves a warning (demo weights, load error)."""
+        active = self.manager.active
+        if active is None:
+            return self.load_error or "No checkpoint loaded: add one to models/Stable-diffusion and refresh."
+        if is_synthetic(active.file.path):
+            return DEMO_NOTICE
+        return None
+
+    def refresh_checkpoints(self) -> None:
+        self.catalog.refresh()
+
+    def submit(self, request: GenerationRequest, owner: str | None = None) -> Job:
+        return self.queue.submit(request, owner=owner)
+
+    def generate(self, request: GenerationRequest, owner: str | None = None) -> Result:
+        """Run through the queue and wait (used by synchronous endpoints)."""
+        job = self.queue.run(request, owner=owner)
+        if job.error:
+            raise GenerationFailed(job.error)
+        return job.result
+
+
+class GenerationFailed(RuntimeError):
+    """The job failed; the message is the engine's error, for the caller to show."""

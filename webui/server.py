@@ -1,0 +1,69 @@
+"""The FastAPI application: REST routers beside the Gradio UI mounted at "/"."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from webui.app import Studio
+from webui.version import VERSION
+
+log = logging.getLogger(__name__)
+
+
+def create_app(studio: Studio, *, with_ui: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        studio.start()
+        try:
+            yield
+        finally:
+            studio.stop()
+
+    app = FastAPI(title="SD Studio", version=VERSION, lifespan=lifespan)
+    app.state.studio = studio
+    _install_error_handlers(app)
+
+    from webui.api.jobs_api import jobs_router
+    from webui.api.sdapi import sdapi_router
+
+    app.include_router(sdapi_router(studio))
+    app.include_router(jobs_router(studio))
+    if with_ui:
+        import gradio as gr
+
+        from webui.ui import build_ui
+
+        demo, launch_kwargs = build_ui(studio)
+        app = gr.mount_gradio_app(app, demo, path="/", **launch_kwargs)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's list of errors, plus one readable line for people and simple clients.
+        errors = exc.errors()
+        message = "; ".join(_describe(e) for e in errors) or "invalid request"
+        return JSONResponse(
+            status_code=422,
+            content={"error": "ValidationError", "detail": _jsonable(errors), "message": message},
+        )
+
+
+def _describe(error: dict) -> str:
+    location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid"))
+
+
+def _jsonable(errors: list[dict]) -> list[dict]:
+    # Pydantic puts the raised exception object in "ctx"; keep only what JSON can carry.
+    return [{k: (str(v) if k == "ctx" else v) for k, v in e.items() if k != "input" or _plain(v)} for e in errors]
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None)))
