@@ -1,0 +1,79 @@
+"""Start the real server (``python -m webui``) in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen
+    base_url: str
+    data_dir: Path
+    log_file: Path
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.base_url, timeout=120)
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return self.client.post(path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> httpx.Response:
+        return self.client.delete(path, **kwargs)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_server(data_dir: Path, extra_args: list[str] | None = None, ready_path: str = "/sdapi/v1/sd-models",
+                 timeout: float = 180) -> LiveServer:
+    port = free_port()
+    log_file = Path(data_dir) / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "webui", "--data-dir", str(data_dir), "--port", str(port), *(extra_args or [])]
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(process, f"http://127.0.0.1:{port}", Path(data_dir), log_file)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise RuntimeError(f"server exited early:\n{server.log()[-4000:]}")
+        try:
+            if server.get(ready_path, timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-4000:]}")
