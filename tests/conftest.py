@@ -92,22 +92,27 @@ def copy_checkpoint(source: Path, folder: Path, name: str | None = None) -> Path
     return target
 
 
-@pytest.fixture
-def make_studio(tmp_path: Path, checkpoint_store) -> Iterator[Callable[..., object]]:
-    """``make_studio(families=("sd15",), start=True)`` → a Studio over a fresh data dir."""
+def build_studio(data_dir: Path, checkpoint_store, families: tuple[str, ...] = ("sd15",), start: bool = True, **flags):
+    """A Studio over ``data_dir`` with tiny checkpoints named ``<family>.safetensors``."""
     from webui.app import Studio
     from webui.settings import CommandLine
 
+    ckpt_dir = data_dir / "models" / "Stable-diffusion"
+    for family in families:
+        copy_checkpoint(checkpoint_store(family), ckpt_dir, f"{family}.safetensors")
+    studio = Studio(CommandLine(data_dir=data_dir, no_demo_model=not flags.pop("demo", False), **flags))
+    if start:
+        studio.start()
+    return studio
+
+
+@pytest.fixture
+def make_studio(tmp_path: Path, checkpoint_store) -> Iterator[Callable[..., object]]:
+    """``make_studio(families=("sd15",), start=True)`` → a Studio over a fresh data dir."""
     made = []
 
     def make(families: tuple[str, ...] = ("sd15",), start: bool = True, **flags):
-        ckpt_dir = tmp_path / "models" / "Stable-diffusion"
-        for family in families:
-            copy_checkpoint(checkpoint_store(family), ckpt_dir, f"{family}.safetensors")
-        cmd = CommandLine(data_dir=tmp_path, no_demo_model=not flags.pop("demo", False), **flags)
-        studio = Studio(cmd)
-        if start:
-            studio.start()
+        studio = build_studio(tmp_path, checkpoint_store, families, start, **flags)
         made.append(studio)
         return studio
 

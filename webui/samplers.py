@@ -203,9 +203,10 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     _spec("DDIM", ("ddim",), "DDIMScheduler", _A1111_TIMESTEPS, "Uniform", ("Uniform", "SGM Uniform"), {}),
     _spec("PLMS", ("plms",), "PNDMScheduler", {**_A1111_TIMESTEPS, "skip_prk_steps": True},
           "Uniform", ("Uniform", "SGM Uniform"), {}),
-    # A1111 defaults: uni_pc_variant bh1, uni_pc_order 3, skip type time_uniform (~ linspace).
+    # A1111 defaults to the bh1 variant, but diffusers 0.42.1's bh1 returns NaN latents at every
+    # step count (checked on SD1 configs); bh2, diffusers' own default, is stable.
     _spec("UniPC", ("unipc",), "UniPCMultistepScheduler",
-          {**_LINSPACE, "solver_order": 3, "solver_type": "bh1"}, "Uniform", _K_ALL, {}),
+          {**_LINSPACE, "solver_order": 3, "solver_type": "bh2"}, "Uniform", _K_ALL, {}),
     # LCMScheduler picks its own timesteps (it accepts, but ignores, timestep_spacing).
     _spec("LCM", ("k_lcm",), "LCMScheduler", {}, "Uniform", ("Uniform",), {}),
 )
