@@ -118,8 +118,12 @@ def build_pipeline(
         components.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     if spec.family == "sdxl-refiner":
         components.update(requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    for module in components.values():
+        if isinstance(module, torch.nn.Module):
+            # Plain nn.Module.to: diffusers' own .to(dtype) warns about fp32-kept modules,
+            # a list that is empty for these models.
+            torch.nn.Module.to(module, dtype=dtype)
     pipe = cls(**components)
-    pipe.to(dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -170,7 +170,7 @@ class ModelManager:
         if target is None:
             vae = model.own_vae
         else:
-            vae = build_vae(model.spec, load_vae_state_dict(target.path)).to(dtype=self.dtype)
+            vae = torch.nn.Module.to(build_vae(model.spec, load_vae_state_dict(target.path)), dtype=self.dtype)
         pipe.vae = vae.to(pipe.unet.device) if self.offload is None else vae
         pipe.register_modules(vae=pipe.vae)
         model.vae_file = target
