@@ -29,7 +29,6 @@ class CommandLine:
     medvram: bool = False
     lowvram: bool = False
     no_half: bool = False
-    no_half_vae: bool = False
     device: str | None = None
     no_demo_model: bool = False
 
@@ -51,14 +50,13 @@ def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
     parser.add_argument("--medvram", action="store_true", help="keep only the active component on the GPU")
     parser.add_argument("--lowvram", action="store_true", help="stream weights to the GPU layer by layer")
     parser.add_argument("--no-half", action="store_true", help="fp32 weights even on CUDA")
-    parser.add_argument("--no-half-vae", action="store_true", help="fp32 VAE even on CUDA")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-demo-model", action="store_true", help="do not write the demo checkpoint")
     ns = parser.parse_args(argv)
     return CommandLine(
         listen=ns.listen, port=ns.port, api=True, data_dir=ns.data_dir.resolve(),
         ckpt_dir=ns.ckpt_dir, vae_dir=ns.vae_dir, ckpt=ns.ckpt, medvram=ns.medvram, lowvram=ns.lowvram,
-        no_half=ns.no_half, no_half_vae=ns.no_half_vae, device=ns.device, no_demo_model=ns.no_demo_model,
+        no_half=ns.no_half, device=ns.device, no_demo_model=ns.no_demo_model,
     )
 
 
