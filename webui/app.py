@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from webui.engine.txt2img import Result, Txt2ImgEngine
-from webui.jobs import Job, JobQueue
+from webui.jobs import Job, JobQueue, JobState
 from webui.models.catalog import Catalog
 from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
 from webui.models.hashes import HashCache
@@ -98,8 +98,14 @@ class Studio:
         job = self.queue.run(request, owner=owner)
         if job.error:
             raise GenerationFailed(job.error)
+        if job.state is JobState.CANCELLED:
+            raise GenerationCancelled("the job was cancelled before it finished")
         return job.result
 
 
 class GenerationFailed(RuntimeError):
     """The job failed; the message is the engine's error, for the caller to show."""
+
+
+class GenerationCancelled(GenerationFailed):
+    """The job was cancelled (DELETE /api/v1/jobs/{id}) before it produced images."""

@@ -446,6 +446,14 @@ class JobQueue:
             self._current[1]._skip = True
             return True
 
+    def current_flags(self) -> tuple[bool, bool]:
+        """(interrupt requested, skip of the current image pending) for the running job."""
+        with self._cond:
+            if self._current is None:
+                return False, False
+            ctx = self._current[1]
+            return ctx._interrupt, ctx._skip
+
     # ------------------------------------------------------------ internal
 
     def _work(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,6 +57,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _describe(error: dict) -> str:
+    if error.get("type") == "json_invalid":  # loc ends with the character position
+        position = error.get("loc", ())[-1:] or ("?",)
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"the body is not valid JSON (at character {position[0]}): {reason}".rstrip(": ")
     location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     return f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid"))
 
@@ -66,4 +71,7 @@ def _jsonable(errors: list[dict]) -> list[dict]:
 
 
 def _plain(value: object) -> bool:
+    # NaN/Infinity (Python's json reads them) cannot be written back as JSON: leave such inputs out.
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return isinstance(value, (str, int, float, bool, type(None)))

@@ -241,3 +241,12 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         outputs.save_png(Image.new("RGB", (8, 8)), tmp_path, "1", None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_kept_override_updates_the_setting(studio):
+    studio.generate(GenerationRequest(
+        prompt="x", override_settings={"sd_model_checkpoint": "sdxl-base.safetensors"},
+        override_settings_restore_afterwards=False, **SMALL,
+    ))
+    assert studio.manager.active.file.name == "sdxl-base.safetensors"
+    assert studio.options.sd_model_checkpoint == studio.manager.active.file.title

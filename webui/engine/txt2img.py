@@ -88,19 +88,29 @@ class Txt2ImgEngine:
         """Apply per-request setting overrides (checkpoint, VAE, clip skip), restoring them after."""
         overrides = request.override_settings
         restore: dict[str, Any] = {}
-        for key, apply in (("sd_model_checkpoint", self.manager.load), ("sd_vae", self.manager.set_vae)):
-            if key in overrides and overrides[key] != self.options.get(key):
-                restore[key] = self.options.get(key)
-                apply(overrides[key])
-        clip_skip = request.clip_skip or int(overrides.get("CLIP_stop_at_last_layers", self.options.CLIP_stop_at_last_layers))
+        finished = False
+        load = lambda title: self.manager.load(title, self.options.sd_vae)  # noqa: E731 - keep the chosen VAE
         try:
+            # Inside the try: when a later override fails (e.g. a broken VAE), earlier ones are undone.
+            for key, apply in (("sd_model_checkpoint", load), ("sd_vae", self.manager.set_vae)):
+                if key in overrides and overrides[key] != self.options.get(key):
+                    restore[key] = self.options.get(key)
+                    apply(overrides[key])
+            clip_skip = request.clip_skip or int(overrides.get("CLIP_stop_at_last_layers", self.options.CLIP_stop_at_last_layers))
             yield clip_skip
+            finished = True
         finally:
-            if request.override_settings_restore_afterwards:
+            if request.override_settings_restore_afterwards or not finished:
                 if "sd_model_checkpoint" in restore:
                     self.manager.load(restore["sd_model_checkpoint"], self.options.sd_vae)
                 elif "sd_vae" in restore:
                     self.manager.set_vae(restore["sd_vae"])
+            elif restore:
+                # Kept: the settings must name what is now loaded, as A1111's do.
+                kept = {key: overrides[key] for key in restore}
+                if "sd_model_checkpoint" in kept:
+                    kept["sd_model_checkpoint"] = self.manager.active.file.title
+                self.options.update(kept)
 
     def _generate(self, model: ActiveModel, req: GenerationRequest, ctx: Any, clip_skip: int) -> Result:
         started = time.perf_counter()

@@ -1,0 +1,99 @@
+"""``/api/v1/jobs``: the asynchronous job API (submit, poll, fetch images, cancel).
+
+The body of a submission is A1111's txt2img body, converted exactly as ``/sdapi/v1/txt2img``
+converts it; the difference is that the call returns at once (202) with the job id.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from webui.api.models import JobCancelled, JobProgress, JobSubmitted, JobView, Txt2ImgApiRequest
+from webui.api.sdapi import build_generation_request, encode_preview, error_response, png_bytes
+from webui.app import Studio
+from webui.engine.txt2img import Result
+from webui.jobs import Job, JobState
+
+# How long DELETE waits for a running job to stop before answering with its current state.
+_CANCEL_WAIT_S = 5.0
+
+
+def jobs_router(studio: Studio) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["jobs"])
+    queue = studio.queue
+
+    def not_found(job_id: str):
+        return error_response(404, "NotFound", f"no job with id {job_id!r} (unknown, or finished long ago and forgotten)")
+
+    def view(job: Job, request: Request, with_preview: bool = True) -> JobView:
+        p = job.progress
+        result = job.result if isinstance(job.result, Result) else None
+        images = [str(request.url_for("job_image", job_id=job.id, n=str(n))) for n in range(len(result.images))] if result else []
+        return JobView(
+            id=job.id,
+            state=job.state.value,
+            queue_position=queue.queue_position(job.id),
+            progress=JobProgress(step=p.step, total=p.total, fraction=p.fraction, eta_seconds=p.eta_seconds, textinfo=p.textinfo),
+            preview=encode_preview(p.preview) if with_preview and not job.finished else None,
+            error=job.error,
+            images=images,
+            info=dict(result.info) if result else None,
+            interrupted=job.interrupted,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+    @router.post("/jobs", status_code=202, response_model=JobSubmitted, responses={422: {}, 503: {}})
+    def submit(req: Txt2ImgApiRequest):
+        """Queue a txt2img job (A1111's txt2img body); returns at once with its id."""
+        request = build_generation_request(req, studio)
+        try:
+            job = studio.submit(request)
+        except RuntimeError as e:  # the queue is stopping
+            return error_response(503, "Unavailable", str(e))
+        return JobSubmitted(id=job.id, state=job.state.value, queue_position=queue.queue_position(job.id))
+
+    @router.get("/jobs", response_model=list[JobView])
+    def list_jobs(request: Request):
+        """Known jobs (queued, running, and recently finished), oldest first; no previews."""
+        return [view(job, request, with_preview=False) for job in queue.list()]
+
+    @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {}})
+    def get_job(job_id: str, request: Request):
+        job = queue.get(job_id)
+        if job is None:
+            return not_found(job_id)
+        return view(job, request)
+
+    @router.get(
+        "/jobs/{job_id}/images/{n}", name="job_image", response_class=Response,
+        responses={200: {"content": {"image/png": {}}}, 404: {}, 409: {}},
+    )
+    def job_image(job_id: str, n: int):
+        """Result image ``n`` (0-based) as PNG, with its infotext inside."""
+        job = queue.get(job_id)
+        if job is None:
+            return not_found(job_id)
+        result = job.result if isinstance(job.result, Result) else None
+        if result is None:
+            return error_response(409, "NotReady", f"job {job_id} has no images (state: {job.state.value})")
+        if not 0 <= n < len(result.images):
+            return error_response(404, "NotFound", f"job {job_id} has {len(result.images)} image(s); no image {n}")
+        data = png_bytes(result.images[n], bool(studio.options.enable_pnginfo))
+        return Response(content=data, media_type="image/png")
+
+    @router.delete("/jobs/{job_id}", response_model=JobCancelled, responses={404: {}, 409: {}})
+    def cancel(job_id: str):
+        """Cancel a queued job (it never runs) or stop a running one after its current step."""
+        job = queue.get(job_id)
+        if job is None:
+            return not_found(job_id)
+        if not queue.cancel(job_id):
+            return error_response(409, "AlreadyFinished", f"job {job_id} already finished (state: {job.state.value})")
+        if job.state is JobState.RUNNING:
+            job.done_event.wait(_CANCEL_WAIT_S)
+        return JobCancelled(id=job.id, state=job.state.value)
+
+    return router
