@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     cmd = parse_args(argv)
     app = create_app(Studio(cmd))
     print(f"Running on http://{cmd.host}:{cmd.port}", flush=True)
-    uvicorn.run(app, host=cmd.host, port=cmd.port, log_level="warning")
+    # Open Gradio event streams would otherwise hold a shutdown for many seconds.
+    uvicorn.run(app, host=cmd.host, port=cmd.port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 if __name__ == "__main__":

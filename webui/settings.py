@@ -180,17 +180,20 @@ class Options:
         given so a client that round-trips the options does not lose them.
         """
         validated = {k: self._validate(k, v) for k, v in changes.items()}
-        changed = []
+        changed: list[str] = []
         with self._lock:
-            for key, value in validated.items():
-                if self.get_or_none(key) == value:
-                    continue
-                for listener in self._listeners.get(key, []):
-                    listener(value)
-                self._values[key] = value
-                changed.append(key)
-            if changed:
-                self._save()
+            try:
+                for key, value in validated.items():
+                    if self.get_or_none(key) == value:
+                        continue
+                    for listener in self._listeners.get(key, []):
+                        listener(value)
+                    self._values[key] = value
+                    changed.append(key)
+            finally:
+                # What was applied before a refusing listener is in effect, so it is saved too.
+                if changed:
+                    self._save()
         return changed
 
     def get_or_none(self, key: str) -> Any:

@@ -1,0 +1,104 @@
+"""The Gradio UI: a top bar (checkpoint, model notice) over one tab per module.
+
+UI modules build GenerationRequests and show results; they never generate. ``build_ui`` returns
+the Blocks and the keyword arguments for ``gr.mount_gradio_app`` (Gradio 6 takes theme/css there,
+not in ``Blocks()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from webui.ui.settings_tab import SettingsTab, build_settings_tab, checkpoint_choices
+from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab, output_folders
+
+# A1111's look where it matters to its users: a tall Generate button beside the prompts, the
+# progress bar over the result area, compact tool buttons.
+CSS = """
+#txt2img_generate, #txt2img_interrupt, #txt2img_skip { min-height: 5.5em; font-size: 1.1em; }
+#txt2img_generate { min-height: 7.2em; }
+.tool-button { max-width: 2.8em; min-width: 2.8em !important; height: 2.6em; align-self: end; padding: 0; }
+#quicksettings { align-items: end; gap: 0.5em; }
+#quicksettings > div { flex-grow: 0; }
+#model_notice, #model_notice * { color: var(--color-accent); font-weight: 600; }
+.sd-progress { position: relative; height: 1.6em; border-radius: 4px; overflow: hidden;
+  background: var(--block-background-fill); border: 1px solid var(--border-color-primary); }
+.sd-progress-bar { position: absolute; inset: 0 auto 0 0; background: var(--color-accent); opacity: 0.6; }
+.sd-progress-text { position: relative; padding: 0 0.6em; line-height: 1.6em; font-size: 0.9em; }
+.sd-error { color: #e03c3c; white-space: pre-wrap; }
+.sd-timings { font-size: 0.85em; opacity: 0.8; }
+"""
+
+
+def _notice_update(studio: Any, error: str | None = None) -> dict:
+    text = error or studio.model_notice()
+    return gr.update(value=f"⚠️ {text}" if text else "", visible=bool(text))
+
+
+def _build_top_bar(studio: Any) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
+    choices, active = checkpoint_choices(studio)
+    with gr.Row(elem_id="quicksettings"):
+        checkpoint = gr.Dropdown(choices=choices, value=active, label="Stable Diffusion checkpoint",
+                                 elem_id="setting_sd_model_checkpoint", min_width=380, scale=0)
+        refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id="refresh_sd_model_checkpoint",
+                            scale=0, min_width=40)
+    notice = gr.Markdown(visible=False, elem_id="model_notice")
+    return checkpoint, refresh, notice
+
+
+def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh: gr.Button,
+                  notice: gr.Markdown, settings: SettingsTab) -> None:
+    # Both checkpoint dropdowns (top bar, Settings tab) always show the active model, so an Apply
+    # in Settings never switches back to a model chosen before a top-bar switch.
+    def shown(error: str | None = None) -> tuple[dict, dict, dict]:
+        choices, current = checkpoint_choices(studio)
+        # One update object per output: Gradio consumes (mutates) each while post-processing.
+        return (gr.update(choices=choices, value=current), gr.update(choices=list(choices), value=current),
+                _notice_update(studio, error))
+
+    def switch(title: str | None) -> tuple[dict, dict, dict]:
+        if not title:
+            return shown()
+        try:
+            studio.options.update({"sd_model_checkpoint": title})
+        except Exception as e:  # the old model stays loaded; say why and show it again
+            return shown(f"Could not load {title}: {e}")
+        return shown()
+
+    def refresh_list() -> tuple[dict, dict, dict]:
+        studio.refresh_checkpoints()
+        return shown()
+
+    outputs = [checkpoint, settings.checkpoint, notice]
+    # .input, not .change: resetting the value programmatically must not trigger another switch.
+    checkpoint.input(switch, inputs=checkpoint, outputs=outputs, api_visibility="private",
+                     concurrency_id="model_switch", concurrency_limit=1, show_progress="minimal")
+    refresh.click(refresh_list, outputs=outputs, api_visibility="private", queue=False)
+    demo.load(refresh_list, outputs=outputs, api_visibility="private", queue=False)
+    settings.applied.then(shown, outputs=outputs, api_visibility="private", queue=False)
+
+
+def build_ui(studio: Any) -> tuple[gr.Blocks, dict[str, Any]]:
+    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
+        checkpoint, refresh, notice = _build_top_bar(studio)
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("txt2img", id="txt2img"):
+                build_txt2img_tab(studio, demo)
+            with gr.Tab("Settings", id="settings") as settings_tab:
+                settings = build_settings_tab(studio, demo, settings_tab)
+        _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings)
+    # One event at a time per listener unless it says otherwise; generation itself is serialised
+    # by the job queue, not by Gradio.
+    demo.queue(default_concurrency_limit=1)
+    launch_kwargs: dict[str, Any] = {
+        "theme": gr.themes.Default(primary_hue="orange", secondary_hue="gray"),
+        "css": CSS,
+        "js": HOTKEYS_JS,
+        "footer_links": ["api", "settings"],
+        # Saved images are returned as file paths; Gradio serves only allowed folders, so allow the
+        # output folders (never the whole data dir: it holds config.json and the models).
+        "allowed_paths": output_folders(studio),
+    }
+    return demo, launch_kwargs

@@ -1,0 +1,102 @@
+"""txt2img in a real headless Chromium: type a prompt, make it tiny, Generate, see the saved PNG.
+
+Uses Debian's /usr/bin/chromium through Playwright (never ``playwright install``: no downloads).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(os.environ.get("UI_SCREENSHOT", "/tmp/ui-txt2img.png"))
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(live_server.base_url, wait_until="domcontentloaded")
+    page.locator("#txt2img_prompt textarea").wait_for()
+    yield page
+    context.close()
+
+
+def _set_number(page, elem_id: str, value: int) -> None:
+    """Type into the number box of a slider or number field; Gradio applies it on change/blur."""
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_generate_shows_saved_png(page, live_server) -> None:
+    page.locator("#txt2img_prompt textarea").fill("a red bicycle, browser test")
+    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 2)):
+        _set_number(page, elem_id, value)
+    page.locator("#txt2img_seed input").first.fill("777")
+
+    page.locator("#txt2img_generate").click()
+
+    image = page.locator("#txt2img_gallery img").first
+    image.wait_for(state="visible", timeout=60_000)
+    page.locator("#txt2img_generate").wait_for(state="visible")  # back to idle: Interrupt/Skip hidden
+    info = page.locator("#txt2img_generation_info textarea")
+    info.wait_for()
+    page.wait_for_function(
+        "() => (document.querySelector('#txt2img_generation_info textarea')?.value || '').includes('Seed: 777')"
+    )
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    src = image.get_attribute("src")
+    assert src
+    response = page.request.get(src if src.startswith("http") else live_server.base_url + src)
+    assert response.status == 200
+    body = response.body()
+    assert body[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(io.BytesIO(body)) as png:
+        assert png.size == (64, 64)
+        parameters = png.info["parameters"]
+    assert parameters.startswith("a red bicycle, browser test\n")
+    assert "Seed: 777" in parameters and "Steps: 2" in parameters and "Size: 64x64" in parameters
+    assert "Time taken" in page.locator("#txt2img_html_log").inner_text()
+
+
+def test_bad_combination_shows_error_in_page(page) -> None:
+    page.locator("#txt2img_prompt textarea").fill("x")
+    _set_number(page, "txt2img_width", 64)
+    _set_number(page, "txt2img_height", 64)
+    _set_number(page, "txt2img_steps", 1)
+    for elem_id, choice in (("txt2img_sampling", "Euler a"), ("txt2img_scheduler", "Karras")):
+        page.locator(f"#{elem_id} input").first.click()
+        page.get_by_role("option", name=choice, exact=True).click()
+
+    page.locator("#txt2img_prompt textarea").press("Control+Enter")  # A1111's hotkey for Generate
+
+    error = page.locator("#txt2img_html_log .sd-error")
+    error.wait_for(timeout=30_000)
+    assert "Karras" in error.inner_text()
+    page.locator("#txt2img_generate").wait_for(state="visible")

@@ -1,0 +1,143 @@
+"""Settings tab: one control per entry of the OPTIONS table, grouped by section.
+
+The table in webui/settings.py is the single source: adding an option there adds it here. The
+tab only reads values and hands the changed ones to ``studio.options.update``, which validates,
+runs listeners (a checkpoint switch) and persists config.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from webui import samplers
+from webui.models.manager import VAE_AUTOMATIC, VAE_NONE
+from webui.settings import OPTIONS, OptionInfo
+
+# Options shown as dropdowns of names known elsewhere rather than free text.
+_CHECKPOINT, _VAE, _SAMPLER = "sd_model_checkpoint", "sd_vae", "txt2img_default_sampler"
+
+
+def checkpoint_choices(studio: Any) -> tuple[list[str], str | None]:
+    """Catalog titles, and the title of the active model (or None) as the selected value.
+
+    The value is taken from the catalog list itself, so a dropdown never holds a value missing
+    from its choices (the active title may have gained its hash since the option was stored).
+    """
+    files = studio.catalog.checkpoints
+    choices = [f.title for f in files]
+    active = studio.manager.active
+    if active is None:
+        return choices, None
+    match = next((f.title for f in files if f.path == active.file.path), None)
+    if match is None:  # loaded, then deleted from disk: still show what is active
+        choices.append(active.file.title)
+        match = active.file.title
+    return choices, match
+
+
+def vae_choices(studio: Any) -> list[str]:
+    return [VAE_AUTOMATIC, VAE_NONE, *(f.title for f in studio.catalog.vaes)]
+
+
+def _component(key: str, info: OptionInfo, studio: Any) -> gr.components.Component:
+    component = _make_component(key, info, studio)
+    component.elem_id = f"settings_{key}"  # stable hooks for tests and user CSS
+    return component
+
+
+def _make_component(key: str, info: OptionInfo, studio: Any) -> gr.components.Component:
+    label = info.label
+    if key == _CHECKPOINT:
+        choices, value = checkpoint_choices(studio)
+        return gr.Dropdown(choices=choices, value=value, label=label, allow_custom_value=False)
+    if key == _VAE:
+        return gr.Dropdown(choices=vae_choices(studio), value=studio.options.get(key), label=label,
+                           allow_custom_value=True)
+    if key == _SAMPLER:
+        names = [s.name for s in samplers.SAMPLERS]
+        # An alias typed into config.json by hand stays selectable rather than failing the page.
+        return gr.Dropdown(choices=names, value=studio.options.get(key), label=label, allow_custom_value=True)
+    value = studio.options.get(key)
+    if info.kind is bool:
+        return gr.Checkbox(value=value, label=label)
+    if info.kind in (int, float):
+        precision = 0 if info.kind is int else None
+        step = 1 if info.kind is int else 0.5
+        if info.minimum is not None and info.maximum is not None:
+            return gr.Slider(info.minimum, info.maximum, value=value, step=step, precision=precision, label=label)
+        return gr.Number(value=value, precision=precision, label=label,
+                         minimum=info.minimum, maximum=info.maximum)
+    return gr.Textbox(value=value, label=label, lines=1)
+
+
+def _current_values(studio: Any) -> list[Any]:
+    """What the controls should show now (also after changes made through the REST API)."""
+    values = []
+    for key in OPTIONS:
+        if key == _CHECKPOINT:
+            choices, value = checkpoint_choices(studio)
+            values.append(gr.Dropdown(choices=choices, value=value))
+        elif key == _VAE:
+            values.append(gr.Dropdown(choices=vae_choices(studio), value=studio.options.get(key)))
+        else:
+            values.append(studio.options.get(key))
+    return values
+
+
+def _changes(studio: Any, values: tuple[Any, ...]) -> dict[str, Any]:
+    """Only what differs from the stored options, so apply never reloads the same model."""
+    changes: dict[str, Any] = {}
+    for (key, info), value in zip(OPTIONS.items(), values):
+        if value is None:
+            continue
+        if info.kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if key == _CHECKPOINT:
+            active = studio.manager.active
+            chosen = studio.catalog.find_checkpoint(str(value))
+            if active is not None and chosen is not None and chosen.path == active.file.path:
+                continue
+        if studio.options.get(key) != value:
+            changes[key] = value
+    return changes
+
+
+@dataclass
+class SettingsTab:
+    """What the top bar needs to stay in step with this tab (both can switch the checkpoint)."""
+
+    checkpoint: gr.Dropdown
+    applied: Any  # the Apply event, for chaining a top-bar refresh with .then()
+
+
+def build_settings_tab(studio: Any, demo: gr.Blocks, tab: gr.Tab) -> SettingsTab:
+    with gr.Row():
+        apply = gr.Button("Apply settings", variant="primary", elem_id="settings_apply", scale=0, min_width=200)
+        result = gr.Markdown("", elem_id="settings_result")
+    sections: dict[str, list[tuple[str, OptionInfo]]] = {}
+    for key, info in OPTIONS.items():
+        sections.setdefault(info.section, []).append((key, info))
+    built: dict[str, gr.components.Component] = {}
+    for section, entries in sections.items():
+        with gr.Accordion(section, open=True):
+            for key, info in entries:
+                built[key] = _component(key, info, studio)
+    controls: list[gr.components.Component] = [built[key] for key in OPTIONS]  # the order of OPTIONS, whatever the sections
+
+    def apply_settings(*values: Any) -> str:
+        try:
+            changed = studio.options.update(_changes(studio, values))
+        except Exception as e:  # OptionError, CheckpointError or a load failure: show, never crash
+            return f"❌ {e}"
+        return f"{len(changed)} settings changed" + (f": {', '.join(changed)}." if changed else ".")
+
+    applied = apply.click(apply_settings, inputs=controls, outputs=result, api_name="apply_settings",
+                          concurrency_id="model_switch", concurrency_limit=1)
+    # Values may change behind the page's back (top bar, REST API, another browser): reload them
+    # on page load and whenever the tab is opened.
+    demo.load(lambda: _current_values(studio), outputs=controls, api_visibility="private")
+    tab.select(lambda: _current_values(studio), outputs=controls, api_visibility="private", queue=False)
+    return SettingsTab(checkpoint=built[_CHECKPOINT], applied=applied)  # type: ignore[arg-type]
