@@ -1,0 +1,64 @@
+"""Persisted options: defaults, validation, listeners that refuse, and a broken config file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from webui.settings import OPTIONS, CommandLine, Options, OptionError, Paths, parse_args
+
+
+def test_defaults_then_changes_persist(tmp_path):
+    options = Options(tmp_path / "config.json")
+    assert options.sd_checkpoint_cache == OPTIONS["sd_checkpoint_cache"].default
+    assert options.update({"sd_checkpoint_cache": 3, "grid_save": False}) == ["sd_checkpoint_cache", "grid_save"]
+    reloaded = Options(tmp_path / "config.json")
+    assert (reloaded.sd_checkpoint_cache, reloaded.grid_save) == (3, False)
+    assert options.update({"sd_checkpoint_cache": 3}) == []  # no change, nothing rewritten
+
+
+@pytest.mark.parametrize("key, value", [
+    ("sd_checkpoint_cache", -1), ("sd_checkpoint_cache", 2.5), ("grid_save", "yes"),
+    ("CLIP_stop_at_last_layers", 13), ("txt2img_default_cfg", "high"),
+])
+def test_bad_values_are_refused_with_the_key_named(tmp_path, key, value):
+    options = Options(tmp_path / "config.json")
+    with pytest.raises(OptionError, match=key):
+        options.update({key: value})
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_a_refusing_listener_keeps_the_old_value_but_earlier_changes_stay_saved(tmp_path):
+    options = Options(tmp_path / "config.json")
+
+    def refuse(value):
+        raise RuntimeError("cannot load that")
+
+    options.on_change("sd_model_checkpoint", refuse)
+    with pytest.raises(RuntimeError):
+        options.update({"grid_save": False, "sd_model_checkpoint": "x.safetensors"})
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == {"grid_save": False}
+    assert options.sd_model_checkpoint == ""
+
+
+def test_unknown_keys_from_other_clients_round_trip(tmp_path):
+    options = Options(tmp_path / "config.json")
+    options.update({"some_extension_option": [1, 2]})
+    assert Options(tmp_path / "config.json").as_dict()["some_extension_option"] == [1, 2]
+
+
+def test_a_broken_config_file_is_kept_aside_and_defaults_used(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    options = Options(tmp_path / "config.json")
+    assert options.grid_save is True
+    assert (tmp_path / "config.json.bak").read_text() == "{not json"
+
+
+def test_flags_and_paths(tmp_path):
+    cmd = parse_args(["--data-dir", str(tmp_path), "--listen", "--port", "9000", "--medvram", "--api"])
+    assert (cmd.host, cmd.port, cmd.medvram) == ("0.0.0.0", 9000, True)
+    paths = Paths.from_cmd(cmd)
+    assert paths.ckpt_dir == tmp_path / "models" / "Stable-diffusion"
+    assert Paths.from_cmd(CommandLine(data_dir=tmp_path, ckpt_dir=tmp_path / "c")).ckpt_dir == tmp_path / "c"
