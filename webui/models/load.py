@@ -9,7 +9,7 @@ is an error that names the component, never a half-initialised model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -45,7 +45,7 @@ from webui.models.identify import (
     read_vae,
     sidecar_path,
 )
-from webui.models.safe_load import CheckpointError, load_state_dict
+from webui.models.safe_load import CheckpointError, load_state_dict, read_shapes
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,6 @@ class LoadedCheckpoint:
 
 def identify_file(path: Path, state_dict: StateDict | None = None) -> ModelSpec:
     """Identify a checkpoint file (reading only the header for safetensors)."""
-    from webui.models.safe_load import read_shapes
-
     shapes = {k: tuple(v.shape) for k, v in state_dict.items()} if state_dict is not None else read_shapes(path)
     side = sidecar_path(path)
     return identify(shapes, read_sidecar(side) if side else None, side)
@@ -130,7 +128,9 @@ def build_pipeline(
 
 def _fill(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
     """Strictly load ``tensors`` into a meta-initialised model, with a readable error."""
-    missing, unexpected = _key_diff(model, tensors)
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = sorted(expected.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - expected.keys())
     if missing or unexpected:
         details = []
         if missing:
@@ -139,21 +139,10 @@ def _fill(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -
             details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         raise CheckpointError(f"the {what} does not match its layout: {'; '.join(details)}")
     for name, tensor in tensors.items():
-        expected = _param_shape(model, name)
-        if tuple(tensor.shape) != expected:
-            raise CheckpointError(f"the {what} tensor {name} has shape {tuple(tensor.shape)}, expected {expected}")
+        if tuple(tensor.shape) != expected[name]:
+            raise CheckpointError(f"the {what} tensor {name} has shape {tuple(tensor.shape)}, expected {expected[name]}")
     model.load_state_dict(tensors, strict=True, assign=True)
     model.eval()
-
-
-def _key_diff(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-    expected = set(model.state_dict().keys())
-    given = set(tensors)
-    return sorted(expected - given), sorted(given - expected)
-
-
-def _param_shape(model: torch.nn.Module, name: str) -> tuple[int, ...]:
-    return tuple(model.state_dict()[name].shape)
 
 
 def _build_unet(spec: ModelSpec, state_dict: StateDict) -> UNet2DConditionModel:
@@ -249,8 +238,6 @@ def _probe_v_prediction(spec: ModelSpec, pipe: DiffusionPipeline) -> ModelSpec:
     An epsilon model predicts noise (output close to the input); a v model predicts a large
     negative offset. mean(out - x) < -1 means v-prediction.
     """
-    from dataclasses import replace
-
     unet = pipe.unet
     param = next(unet.parameters())
     x = torch.full((1, unet.config.in_channels, 8, 8), 0.5, dtype=param.dtype, device=param.device)
