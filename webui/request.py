@@ -20,6 +20,7 @@ class GenerationRequest(BaseModel):
 
     prompt: str = ""
     negative_prompt: str = ""
+    styles: list[str] = Field(default_factory=list, description="names from styles.csv, applied in order")
     seed: int = Field(-1, ge=-1, le=2**32 - 1, description="-1 = random; image i uses seed + i")
     subseed: int = Field(-1, ge=-1, le=2**32 - 1, description="variation seed; -1 = random")
     subseed_strength: float = Field(0.0, ge=0.0, le=1.0)

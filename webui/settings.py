@@ -106,6 +106,15 @@ OPTIONS: dict[str, OptionInfo] = {
     "sd_vae": OptionInfo("Automatic", "SD VAE ('Automatic' uses the checkpoint's own or a matching file)", "Stable Diffusion", str),
     "sd_checkpoint_cache": OptionInfo(1, "Checkpoints to keep in RAM besides the active one", "Stable Diffusion", int, minimum=0, maximum=10),
     "CLIP_stop_at_last_layers": OptionInfo(1, "Clip skip", "Stable Diffusion", int, minimum=1, maximum=12),
+    "emphasis": OptionInfo(
+        "Original", "Emphasis mode: (word:1.2) multiplies; Original restores the chunk mean after", "Prompts", str,
+        choices=("Original", "No norm", "Ignore", "None"),
+    ),
+    "enable_prompt_comments": OptionInfo(True, "Remove # comments from prompts", "Prompts", bool),
+    "comma_padding_backtrack": OptionInfo(
+        20, "Move the text after the last comma into the next 75-token chunk if it is at most this many tokens",
+        "Prompts", int, minimum=0, maximum=74,
+    ),
     "outdir_samples": OptionInfo("", "Output folder for all images (overrides the two below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),

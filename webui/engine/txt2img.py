@@ -24,7 +24,9 @@ from webui.engine.preview import latents_to_preview
 from webui.models import configs
 from webui.models.manager import ActiveModel, ModelManager
 from webui.outputs import dated_folder, make_grid, save_png
-from webui.prompts.encoder import Conditioning, PromptEncoder, pad_to_same_chunks
+from webui.prompts.conditioning import PromptPlan, build_plan, scheduled_unet
+from webui.prompts.encoder import PromptEncoder
+from webui.prompts.parser import extract_extra_networks, strip_comments
 from webui.request import GenerationRequest
 from webui.settings import Options, Paths
 from webui.version import VERSION
@@ -73,10 +75,12 @@ class Result:
 
 
 class Txt2ImgEngine:
-    def __init__(self, manager: ModelManager, options: Options, paths: Paths):
+    def __init__(self, manager: ModelManager, options: Options, paths: Paths, *, styles: Any = None, networks: Any = None):
         self.manager = manager
         self.options = options
         self.paths = paths
+        self.styles = styles  # webui.styles.StyleDatabase
+        self.networks = networks  # webui.networks.catalog.NetworkCatalog
 
     def run(self, request: GenerationRequest, ctx: Any = None) -> Result:
         ctx = ctx or _NoProgress()
@@ -121,15 +125,23 @@ class Txt2ImgEngine:
         subseeds = [subseed + i for i in range(req.image_count)]
 
         pipe.scheduler = samplers.make_scheduler(configs.scheduler_config(spec), req.sampler_name, req.scheduler)
-        cond, uncond = self._conditioning(model, req, clip_skip)
-        params = self._infotext_params(model, req, clip_skip)
+        prompt, negative = self._styled(req)
+        prompt, negative, refs = self._without_network_tags(prompt, negative)
 
         images: list[GeneratedImage] = []
         interrupted = False
-        with _tiling(pipe, req.tiling):
+        with self._networks(model, refs, [prompt, negative]) as networks, _tiling(pipe, req.tiling):
+            encoder = PromptEncoder(
+                pipe, sdxl=spec.is_sdxl, emphasis=self.options.emphasis,
+                comma_backtrack=self.options.comma_padding_backtrack,
+                embedding_ids=networks.embedding_token_ids if networks else frozenset(),
+            )
+            plan = build_plan(encoder, prompt, negative, req.steps, clip_skip, networks.expand if networks else _same)
+            params = self._infotext_params(model, req, clip_skip, networks.infotext if networks else {})
+            notes = list(networks.notes) if networks else []
             for n in range(req.n_iter):
                 batch = slice(n * req.batch_size, (n + 1) * req.batch_size)
-                pictures = self._denoise(model, req, cond, uncond, seeds[batch], subseeds[batch], ctx, n)
+                pictures = self._denoise(model, req, plan, seeds[batch], subseeds[batch], ctx, n)
                 for image, s, ss in zip(pictures, seeds[batch], subseeds[batch]):
                     text = infotext.build_infotext(req.prompt, req.negative_prompt, _with_seed(params, s, ss, req))
                     images.append(self._save(GeneratedImage(image, s, ss, text), req))
@@ -140,18 +152,40 @@ class Txt2ImgEngine:
 
         grid = self._grid(images, req, params) if images else None
         info = self._info(model, req, images, seed, subseed, clip_skip)
+        info["notes"] += notes
+        info["prompt_after_styles"] = prompt if req.styles else None
         return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started})
 
-    def _conditioning(self, model: ActiveModel, req: GenerationRequest, clip_skip: int) -> tuple[Conditioning, Conditioning]:
-        encoder = PromptEncoder(model.pipe, sdxl=model.spec.is_sdxl)
-        cond = encoder.encode([req.prompt], clip_skip)
-        uncond = encoder.encode([req.negative_prompt], clip_skip)
-        if cond.chunks != uncond.chunks:
-            cond, uncond = pad_to_same_chunks(cond, uncond, encoder.encode([""], clip_skip))
-        return cond, uncond
+    def _styled(self, req: GenerationRequest) -> tuple[str, str]:
+        """Styles applied and # comments removed: the text the encoder sees."""
+        prompt, negative = req.prompt, req.negative_prompt
+        if req.styles:
+            if self.styles is None:
+                raise ValueError("styles are not available in this engine")
+            prompt, negative = self.styles.apply(prompt, negative, req.styles)
+        if self.options.enable_prompt_comments:
+            prompt, negative = strip_comments(prompt), strip_comments(negative)
+        return prompt, negative
+
+    @staticmethod
+    def _without_network_tags(prompt: str, negative: str) -> tuple[str, str, list]:
+        prompt, refs = extract_extra_networks(prompt)
+        negative, negative_refs = extract_extra_networks(negative)
+        return prompt, negative, refs + negative_refs
+
+    @contextlib.contextmanager
+    def _networks(self, model: ActiveModel, refs: list, texts: list[str]) -> Iterator[Any]:
+        """LoRA / hypernetworks / embeddings for this job only; None when no catalog is wired."""
+        if self.networks is None:
+            yield None
+            return
+        from webui.networks.apply import applied_networks
+
+        with applied_networks(model.pipe, model.spec, refs, texts, self.networks, self.networks.hashes) as applied:
+            yield applied
 
     def _denoise(
-        self, model: ActiveModel, req: GenerationRequest, cond: Conditioning, uncond: Conditioning,
+        self, model: ActiveModel, req: GenerationRequest, plan: PromptPlan,
         seeds: list[int], subseeds: list[int], ctx: Any, iteration: int,
     ) -> list[Image.Image]:
         pipe, spec = model.pipe, model.spec
@@ -164,9 +198,13 @@ class Txt2ImgEngine:
         noise = batch_noise(latent_shape, seeds, subseeds, req.subseed_strength, resize_from)
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]  # ancestral/SDE step noise
         count = len(seeds)
+        cond, uncond = plan.first()
+        plan.step = 0
 
-        def on_step(pipeline, step: int, timestep, tensors: dict) -> dict:
-            done = step + 1
+        def on_step(pipeline, index: int, timestep, tensors: dict) -> dict:
+            # Heun-like schedulers run two loop iterations per step; report sampling steps.
+            done = min(req.steps, -(-(index + 1) * req.steps // max(1, pipeline.num_timesteps)))
+            plan.step = done
             preview = None
             if ctx.preview_wanted(done) and self.options.live_previews_enable:
                 preview = latents_to_preview(tensors["latents"], sdxl=spec.is_sdxl)
@@ -200,7 +238,8 @@ class Txt2ImgEngine:
         if spec.is_inpaint:
             # A1111's txt2img on an inpainting model: everything masked, over a flat grey image.
             kwargs.update(image=_gray(req), mask_image=Image.new("L", (req.width, req.height), 255), strength=1.0)
-        return pipe(**kwargs).images
+        with scheduled_unet(unet, plan, count):
+            return pipe(**kwargs).images
 
     def _save(self, generated: GeneratedImage, req: GenerationRequest) -> GeneratedImage:
         if req.save_images and self.options.samples_save:
@@ -224,8 +263,9 @@ class Txt2ImgEngine:
             grid.path = save_png(grid.image, folder, str(first.seed), text if self.options.enable_pnginfo else None, prefix="grid-")
         return grid
 
-    def _infotext_params(self, model: ActiveModel, req: GenerationRequest, clip_skip: int) -> dict[str, Any]:
+    def _infotext_params(self, model: ActiveModel, req: GenerationRequest, clip_skip: int, extra: dict[str, str]) -> dict[str, Any]:
         """A1111's parameter line, in A1111's order; seeds are filled per image."""
+        emphasis = self.options.emphasis
         return {
             "Steps": req.steps,
             "Sampler": req.sampler_name,
@@ -246,6 +286,8 @@ class Txt2ImgEngine:
             "Eta": req.eta,
             "Clip skip": clip_skip if clip_skip > 1 else None,
             "Tiling": True if req.tiling else None,
+            **extra,
+            "Emphasis": emphasis if emphasis != "Original" else None,
             "Version": VERSION,
         }
 
@@ -297,6 +339,10 @@ def _with_seed(params: dict[str, Any], seed: int, subseed: int, req: GenerationR
         out["Variation seed"] = subseed
         out["Variation seed strength"] = _number(req.subseed_strength)
     return out
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _number(value: float) -> float | int:
