@@ -61,6 +61,8 @@ def _make_component(key: str, info: OptionInfo, studio: Any) -> gr.components.Co
         # An alias typed into config.json by hand stays selectable rather than failing the page.
         return gr.Dropdown(choices=names, value=studio.options.get(key), label=label, allow_custom_value=True)
     value = studio.options.get(key)
+    if info.choices is not None:
+        return gr.Dropdown(choices=list(info.choices), value=value, label=label)
     if info.kind is bool:
         return gr.Checkbox(value=value, label=label)
     if info.kind in (int, float):
