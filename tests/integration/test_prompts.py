@@ -151,3 +151,12 @@ def test_comments_are_removed_and_infotext_keeps_the_prompt(studio):
     assert np.array_equal(image(studio, "cat # a note for myself"), plain)
     result = studio.generate(GenerationRequest(prompt="(cat:1.2) AND dog", **SMALL))
     assert result.images[0].infotext.startswith("(cat:1.2) AND dog\n")
+
+
+def test_token_counter_counts_like_a1111(sd15):
+    from webui.prompts.conditioning import count_prompt_tokens
+
+    encoder = PromptEncoder(sd15, sdxl=False)
+    assert count_prompt_tokens(encoder, "a cat <lora:detail:0.8>") == (2, 75)
+    assert count_prompt_tokens(encoder, "[a cat:a very big fluffy cat:5] AND dog") == (5, 75)
+    assert count_prompt_tokens(encoder, " ".join(["cat"] * 76)) == (76, 150)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import torch
 
 from webui.prompts.encoder import Conditioning, PromptEncoder
-from webui.prompts.parser import prompt_schedule, split_and
+from webui.prompts.parser import extract_extra_networks, prompt_schedule, split_and
 
 Schedule = list[tuple[int, int]]  # (last step it applies to, row in the encoded batch)
 
@@ -135,3 +135,10 @@ def _added_conditions(plan: PromptPlan, added: dict, rows: list[int], batch: int
         pieces = ([uncond_ids] if with_cfg else []) + [cond_ids] * (len(rows) - (1 if with_cfg else 0))
         result["time_ids"] = torch.cat(pieces)
     return result
+
+
+def count_prompt_tokens(encoder: PromptEncoder, prompt: str, steps: int = 20) -> tuple[int, int]:
+    """A1111's token counter: network tags removed, the longest AND part at any schedule stage."""
+    text, _ = extract_extra_networks(prompt)
+    stages = [stage for part, _ in split_and(text) for _, stage in prompt_schedule(part, steps)]
+    return max((encoder.count_tokens(stage) for stage in stages or [""]), key=lambda counted: counted[0])
