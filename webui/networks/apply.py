@@ -1,0 +1,182 @@
+"""The one entry point the engine calls: apply a job's LoRAs, embeddings and hypernetworks.
+
+    with applied_networks(pipe, spec, refs, texts, catalog, hashes) as nets:
+        prompt = nets.expand(prompt)          # embedding names → their added tokens
+        ...encode (keep ids in nets.embedding_token_ids in one chunk), generate...
+        infotext.update(nets.infotext)        # "Lora hashes", "TI hashes"
+        warnings += nets.notes                # missing names, skipped files, with reasons
+
+Everything applied is removed when the block ends, also when the job raised. Nothing here
+raises for a missing name or a bad file: those become notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from webui.models.hashes import HashCache
+from webui.models.safe_load import CheckpointError
+from webui.networks.catalog import NetworkCatalog
+from webui.networks.hypernetwork import Hypernetwork, applied_hypernetworks, load_hypernetwork
+from webui.networks.lora import LoraJob, applied_loras, lora_hash, parse_lora_args
+from webui.networks.textual_inversion import (
+    AppliedEmbeddings,
+    Embedding,
+    applied_embeddings,
+    embedding_hash,
+    mentioned,
+    read_embedding,
+)
+
+log = logging.getLogger(__name__)
+
+LORA_KINDS = ("lora", "lyco")  # A1111 (1.5+) accepts <lyco:...> as an alias of <lora:...>
+HYPERNET_KINDS = ("hypernet",)
+
+
+class NetworkRef(Protocol):
+    """What the prompt parser gives for ``<kind:name:arg:...>``."""
+
+    kind: str
+    name: str
+    args: tuple[str, ...]
+
+
+@dataclass
+class AppliedNetworks:
+    infotext: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    embedding_token_ids: frozenset[int] = frozenset()
+    loras: list[str] = field(default_factory=list)  # names as written, of the LoRAs in use
+    embeddings: list[str] = field(default_factory=list)
+    hypernetworks: list[str] = field(default_factory=list)
+    _embeddings: AppliedEmbeddings | None = None
+
+    def expand(self, text: str) -> str:
+        """Rewrite embedding names in ``text`` into the tokens that carry their vectors."""
+        return self._embeddings.expand(text) if self._embeddings is not None else text
+
+
+def _clean(name: str) -> str:
+    # A1111 drops ":" and "," from names in its hash lists.
+    return name.replace(":", "").replace(",", "")
+
+
+def _hash_or_note(fn, path, notes: list[str], what: str) -> str | None:
+    try:
+        return fn()
+    except OSError as e:
+        notes.append(f"{what}: could not hash {path.name} ({e})")
+        return None
+
+
+@contextlib.contextmanager
+def applied_networks(
+    pipe,
+    spec,
+    refs: Sequence[NetworkRef],
+    texts: Sequence[str],
+    catalog: NetworkCatalog,
+    hashes: HashCache,
+) -> Iterator[AppliedNetworks]:
+    result = AppliedNetworks()
+    notes = result.notes
+
+    # --- LoRA and hypernetwork references ---------------------------------------------------------
+    lora_jobs: list[LoraJob] = []
+    hyper_jobs: list[tuple[str, float, object]] = []
+    seen_loras: set[str] = set()
+    for ref in refs:
+        kind = str(getattr(ref, "kind", "")).lower()
+        name = str(getattr(ref, "name", "")).strip()
+        args = tuple(getattr(ref, "args", ()) or ())
+        if kind in LORA_KINDS:
+            if name in seen_loras:
+                continue  # A1111 applies a repeated <lora:x> once (the first one's weights)
+            file = catalog.find("lora", name)
+            if file is None:
+                notes.append(f"LoRA not found: {name}")
+                continue
+            try:
+                strength = parse_lora_args(args)
+            except ValueError as e:
+                notes.append(f"LoRA {name}: {e}; ignored")
+                continue
+            seen_loras.add(name)
+            lora_jobs.append(LoraJob(name=name, path=file.path, strength=strength))
+        elif kind in HYPERNET_KINDS:
+            file = catalog.find("hypernetwork", name)
+            if file is None:
+                notes.append(f"Hypernetwork not found: {name}")
+                continue
+            try:
+                strength = float(args[0]) if args and str(args[0]).strip() else 1.0
+            except ValueError:
+                notes.append(f"Hypernetwork {name}: weight {args[0]!r} is not a number; ignored")
+                continue
+            hyper_jobs.append((name, strength, file))
+        else:
+            notes.append(f"unsupported extra network <{kind}:{name}> ignored")
+
+    # --- hypernetworks: read before anything touches the model -----------------------------------
+    hypernets: list[tuple[Hypernetwork, float]] = []
+    for name, strength, file in hyper_jobs:
+        try:
+            net = load_hypernetwork(file.path, name=name)
+        except CheckpointError as e:
+            notes.append(f"Hypernetwork {name}: skipped ({e})")
+            continue
+        except Exception as e:  # a malformed but safely-read file
+            notes.append(f"Hypernetwork {name}: skipped ({file.path.name}: {e})")
+            continue
+        hypernets.append((net, strength))
+
+    # --- embeddings mentioned in any text ---------------------------------------------------------
+    embeddings: list[Embedding] = []
+    for file in catalog.list("embedding"):
+        if not mentioned(file.name, texts):
+            continue
+        try:
+            embeddings.append(read_embedding(file.path, name=file.name))
+        except CheckpointError as e:
+            notes.append(f"Embedding {file.name}: skipped ({e})")
+        except Exception as e:
+            notes.append(f"Embedding {file.name}: skipped ({file.path.name}: {e})")
+
+    with contextlib.ExitStack() as stack:
+        loras = stack.enter_context(applied_loras(pipe, lora_jobs))
+        notes.extend(loras.notes)
+        embs = stack.enter_context(applied_embeddings(pipe, embeddings))
+        for name, reason in embs.skipped.items():
+            notes.append(f"Embedding {name}: skipped ({reason})")
+        unet = getattr(pipe, "unet", None)
+        if hypernets and unet is None:
+            notes.append("Hypernetworks need a UNet model; ignored")
+            hypernets = []
+        stack.enter_context(applied_hypernetworks(unet, hypernets) if hypernets else contextlib.nullcontext())
+
+        result._embeddings = embs
+        result.embedding_token_ids = embs.token_ids
+        result.loras = [job.name for job in loras.applied]
+        result.embeddings = [emb.name for emb in embs.loaded]
+        result.hypernetworks = [net.name for net, _ in hypernets]
+
+        lora_hashes = []
+        for job in loras.applied:
+            value = _hash_or_note(lambda: lora_hash(job.path, hashes), job.path, notes, f"LoRA {job.name}")
+            if value:
+                lora_hashes.append(f"{_clean(job.name)}: {value}")
+        if lora_hashes:
+            result.infotext["Lora hashes"] = ", ".join(lora_hashes)
+        ti_hashes = []
+        for emb in embs.loaded:
+            value = _hash_or_note(lambda: embedding_hash(emb.path, hashes), emb.path, notes, f"Embedding {emb.name}")
+            if value:
+                ti_hashes.append(f"{_clean(emb.name)}: {value}")
+        if ti_hashes:
+            result.infotext["TI hashes"] = ", ".join(ti_hashes)
+        yield result
