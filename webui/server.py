@@ -38,7 +38,9 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> FastAPI:
         import gradio as gr
 
         from webui.ui import build_ui
+        from webui.ui.extra_networks import preview_router
 
+        app.include_router(preview_router(studio))
         demo, launch_kwargs = build_ui(studio)
         app = gr.mount_gradio_app(app, demo, path="/", **launch_kwargs)
     return app

@@ -128,7 +128,7 @@ def test_saved_image_is_sent_as_saved(live_server):
 
 def test_full_a1111_payload_is_accepted_with_notes(live_server):
     payload = {
-        "prompt": "a castle", "negative_prompt": "", "styles": ["Cinematic"], "seed": 99, "subseed": -1,
+        "prompt": "a castle", "negative_prompt": "", "styles": [], "seed": 99, "subseed": -1,
         "subseed_strength": 0, "seed_resize_from_h": -1, "seed_resize_from_w": -1, "sampler_name": "Euler a",
         "scheduler": "Automatic", "batch_size": 1, "n_iter": 1, "steps": 2, "cfg_scale": 7, "width": 64,
         "height": 64, "restore_faces": True, "tiling": False, "do_not_save_samples": False,
@@ -150,7 +150,7 @@ def test_full_a1111_payload_is_accepted_with_notes(live_server):
     body = response.json()
     info = json.loads(body["info"])
     notes = " | ".join(info["notes"])
-    for expected in ("hires", "face restoration", "refiner", "styles", "ADetailer", "s_churn",
+    for expected in ("hires", "face restoration", "refiner", "ADetailer", "s_churn",
                      "token_merging_ratio", "some_extension_field"):
         assert expected in notes, (expected, notes)
     assert info["clip_skip"] == 2

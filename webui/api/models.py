@@ -188,3 +188,37 @@ class JobView(BaseModel):
 class JobCancelled(BaseModel):
     id: str
     state: str
+
+
+# --- styles and extra networks (A1111's shapes) ------------------------------------------------
+
+
+class PromptStyleItem(BaseModel):
+    name: str
+    prompt: str | None = None
+    negative_prompt: str | None = None
+
+
+class EmbeddingItem(BaseModel):
+    step: int | None = None
+    sd_checkpoint: str | None = None
+    sd_checkpoint_name: str | None = None
+    shape: int = Field(description="vector width (SDXL: clip_l + clip_g widths)")
+    vectors: int = Field(description="number of vectors (tokens) the embedding uses")
+
+
+class EmbeddingsResponse(BaseModel):
+    loaded: dict[str, EmbeddingItem] = Field(description="embeddings usable with the active model")
+    skipped: dict[str, EmbeddingItem] = Field(description="embeddings of another width (another model family)")
+
+
+class LoraItem(BaseModel):
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any] = Field(default_factory=dict, description="the safetensors __metadata__")
+
+
+class HypernetworkItem(BaseModel):
+    name: str
+    path: str

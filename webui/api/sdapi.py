@@ -5,7 +5,7 @@ endpoint so the wait happens on a threadpool thread, never on the event loop.
 
 Where we differ from A1111, on purpose (see docs/api.md): a bad sampler, size, step count or
 number is a 422 with a readable ``message`` instead of a silent substitution or a 500, and the
-features we do not have yet (hires fix, face restoration, refiner, scripts, styles, ...) are
+features we do not have yet (hires fix, face restoration, refiner, scripts, ...) are
 accepted and ignored with a note in ``info["notes"]`` rather than refused.
 """
 
@@ -30,13 +30,18 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from webui import infotext, samplers
+from webui.api import network_info
 from webui.api.models import (
     A1111_DEFAULT_SAMPLER,
+    EmbeddingsResponse,
+    HypernetworkItem,
+    LoraItem,
     MemoryResponse,
     PNGInfoRequest,
     PNGInfoResponse,
     ProgressResponse,
     ProgressState,
+    PromptStyleItem,
     SamplerItem,
     SchedulerItem,
     SDModelItem,
@@ -127,6 +132,8 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio) -> Generati
 
     override = dict(fields["override_settings"] or {})
     _check_overrides(override, studio)
+    styles = list(fields["styles"] or [])
+    _check_styles(styles, studio)
     applied = [k for k in override if k in _APPLIED_OVERRIDES]
     others = sorted(k for k in override if k not in _APPLIED_OVERRIDES)
     if others:
@@ -140,6 +147,7 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio) -> Generati
     kwargs: dict[str, Any] = {
         "prompt": fields["prompt"] or "",
         "negative_prompt": fields["negative_prompt"] or "",
+        "styles": styles,
         "sampler_name": sampler,
         "scheduler": fields["scheduler"] or "Automatic",
         "tiling": bool(fields["tiling"]),
@@ -211,6 +219,15 @@ def _check_overrides(override: dict[str, Any], studio: Studio) -> None:
         raise RequestValidationError(errors)
 
 
+def _check_styles(names: list[str], studio: Studio) -> None:
+    """Unknown style names are a 422 naming them (A1111 ignores them silently)."""
+    known = set(studio.styles.names())
+    errors = [_field_error(("styles", i), f"style not found: {name!r}; available: {', '.join(sorted(known)) or 'none'}", name)
+              for i, name in enumerate(names) if name not in known]
+    if errors:
+        raise RequestValidationError(errors)
+
+
 def _ignored_feature_notes(req: Txt2ImgApiRequest, fields: dict[str, Any]) -> list[str]:
     notes = []
     if fields["enable_hr"]:
@@ -224,8 +241,6 @@ def _ignored_feature_notes(req: Txt2ImgApiRequest, fields: dict[str, Any]) -> li
         notes.append("face restoration is not available yet: restore_faces ignored")
     if fields["refiner_checkpoint"] not in (None, "", "None"):
         notes.append(f"the refiner is not available yet: refiner_checkpoint {fields['refiner_checkpoint']!r} ignored")
-    if fields["styles"]:
-        notes.append(f"prompt styles are not available yet: styles {list(fields['styles'])} ignored")
     if fields["script_name"]:
         notes.append(f"scripts are not available yet: script_name {fields['script_name']!r} and its script_args ignored")
     if fields["alwayson_scripts"]:
@@ -366,6 +381,42 @@ def sdapi_router(studio: Studio) -> APIRouter:
     @router.get("/schedulers", response_model=list[SchedulerItem])
     def scheduler_list():
         return samplers.api_scheduler_list()
+
+    # --- styles and extra networks ---
+
+    @router.get("/prompt-styles", response_model=list[PromptStyleItem])
+    def prompt_styles():
+        return [PromptStyleItem(name=s.name, prompt=s.prompt, negative_prompt=s.negative_prompt) for s in studio.styles.all()]
+
+    @router.get("/embeddings", response_model=EmbeddingsResponse)
+    def embeddings():
+        """Embedding files; "loaded" are those whose width fits the active model, as in A1111."""
+        active = studio.manager.active
+        return network_info.embeddings_report(studio.networks.list("embedding"), active.spec if active else None)
+
+    @router.post("/refresh-embeddings")
+    def refresh_embeddings():
+        studio.networks.refresh("embedding")
+        return None
+
+    @router.get("/loras", response_model=list[LoraItem])
+    def loras():
+        items = []
+        for f in studio.networks.list("lora"):
+            metadata = network_info.lora_metadata(f.path)
+            alias = metadata.get("ss_output_name")
+            items.append(LoraItem(name=f.name, alias=alias if isinstance(alias, str) and alias else f.name,
+                                  path=str(f.path), metadata=metadata))
+        return items
+
+    @router.post("/refresh-loras")
+    def refresh_loras():
+        studio.networks.refresh("lora")
+        return None
+
+    @router.get("/hypernetworks", response_model=list[HypernetworkItem])
+    def hypernetworks():
+        return [HypernetworkItem(name=f.name, path=str(f.path)) for f in studio.networks.list("hypernetwork")]
 
     # --- options and flags ---
 
