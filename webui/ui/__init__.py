@@ -11,6 +11,8 @@ from typing import Any
 
 import gradio as gr
 
+from webui.ui import extra_networks, styles_ui, token_counter
+from webui.ui.extra_networks import ExtraNetworksPanel
 from webui.ui.settings_tab import SettingsTab, build_settings_tab, checkpoint_choices
 from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab, output_folders
 
@@ -29,7 +31,8 @@ CSS = """
 .sd-progress-text { position: relative; padding: 0 0.6em; line-height: 1.6em; font-size: 0.9em; }
 .sd-error { color: #e03c3c; white-space: pre-wrap; }
 .sd-timings { font-size: 0.85em; opacity: 0.8; }
-"""
+#txt2img_tools { gap: 0.4em; }
+""" + token_counter.CSS + styles_ui.CSS + extra_networks.CSS
 
 
 def _notice_update(studio: Any, error: str | None = None) -> dict:
@@ -49,7 +52,7 @@ def _build_top_bar(studio: Any) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
 
 
 def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh: gr.Button,
-                  notice: gr.Markdown, settings: SettingsTab) -> None:
+                  notice: gr.Markdown, settings: SettingsTab, networks: ExtraNetworksPanel) -> None:
     # Both checkpoint dropdowns (top bar, Settings tab) always show the active model, so an Apply
     # in Settings never switches back to a model chosen before a top-bar switch.
     def shown(error: str | None = None) -> tuple[dict, dict, dict]:
@@ -79,16 +82,23 @@ def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh
     demo.load(refresh_list, outputs=outputs, api_visibility="private", queue=False)
     settings.applied.then(shown, outputs=outputs, api_visibility="private", queue=False)
 
+    def card_clicked(evt: gr.EventData) -> tuple[dict, dict, dict]:  # a checkpoint card in the extra networks panel
+        data = evt._data if isinstance(evt._data, dict) else {}
+        return switch(data.get("title") if isinstance(data.get("title"), str) else None)
+
+    networks.checkpoint_cards.click(card_clicked, outputs=outputs, api_visibility="private",
+                                    concurrency_id="model_switch", concurrency_limit=1, show_progress="minimal")
+
 
 def build_ui(studio: Any) -> tuple[gr.Blocks, dict[str, Any]]:
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         checkpoint, refresh, notice = _build_top_bar(studio)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("txt2img", id="txt2img"):
-                build_txt2img_tab(studio, demo)
+                networks = build_txt2img_tab(studio, demo)
             with gr.Tab("Settings", id="settings") as settings_tab:
                 settings = build_settings_tab(studio, demo, settings_tab)
-        _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings)
+        _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, networks)
     # One event at a time per listener unless it says otherwise; generation itself is serialised
     # by the job queue, not by Gradio.
     demo.queue(default_concurrency_limit=1)

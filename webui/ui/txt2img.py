@@ -17,6 +17,10 @@ from pydantic import ValidationError
 from webui import samplers
 from webui.jobs import Job, JobState
 from webui.request import MAX_SIZE, MIN_SIZE, GenerationRequest
+from webui.styles import StyleError
+from webui.ui.extra_networks import ExtraNetworksPanel, build_extra_networks
+from webui.ui.styles_ui import build_styles
+from webui.ui.token_counter import add_token_counter
 
 POLL_SECONDS = 0.25
 _OUTPUT_KEYS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids")
@@ -29,9 +33,18 @@ _FIELD_LABELS = {
 }
 
 
-# Ctrl+Enter in a prompt box clicks Generate, as in A1111 (runs once when the page loads).
+# Ctrl+Enter in a prompt box clicks Generate, as in A1111 (runs once when the page loads); tool
+# buttons get their hover titles (Gradio buttons have no title parameter).
 HOTKEYS_JS = """
 () => {
+  const titles = {
+    txt2img_extra_networks: 'Show/hide extra networks', txt2img_style_apply: 'Apply the selected styles to the prompts',
+    txt2img_style_create: 'Save the current prompts as a style', txt2img_styles_refresh: 'Reload styles.csv',
+  };
+  document.addEventListener('mouseover', (e) => {
+    const button = e.target.closest && e.target.closest('button[id]');
+    if (button && titles[button.id] && !button.title) button.title = titles[button.id];
+  });
   document.addEventListener('keydown', (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter' && e.target.closest('#txt2img_prompt, #txt2img_neg_prompt')) {
       e.preventDefault();
@@ -133,7 +146,7 @@ def _outputs(*, gallery: list | None = None, info: Any = "", log: Any = "", prog
             gr.skip() if state is None else state)
 
 
-def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
+def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> ExtraNetworksPanel:
     opts = studio.options
     sampler_names = [s.name for s in samplers.SAMPLERS]
 
@@ -143,15 +156,24 @@ def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
 
     with gr.Row(elem_id="txt2img_toprow"):
         with gr.Column(scale=6):
-            prompt = gr.Textbox(label="Prompt", show_label=False, lines=3, max_lines=12, elem_id="txt2img_prompt",
-                                placeholder="Prompt (press Ctrl+Enter to generate)")  # see HOTKEYS_JS
-            negative = gr.Textbox(label="Negative prompt", show_label=False, lines=2, max_lines=12,
-                                  elem_id="txt2img_neg_prompt", placeholder="Negative prompt")
-        with gr.Column(scale=1, min_width=180):
+            with gr.Column(elem_classes=["sd-prompt-wrap"]):
+                prompt = gr.Textbox(label="Prompt", show_label=False, lines=3, max_lines=12, elem_id="txt2img_prompt",
+                                    placeholder="Prompt (press Ctrl+Enter to generate)")  # see HOTKEYS_JS
+                add_token_counter(studio, prompt, "txt2img_token_counter")
+            with gr.Column(elem_classes=["sd-prompt-wrap"]):
+                negative = gr.Textbox(label="Negative prompt", show_label=False, lines=2, max_lines=12,
+                                      elem_id="txt2img_neg_prompt", placeholder="Negative prompt")
+                add_token_counter(studio, negative, "txt2img_negative_token_counter")
+        with gr.Column(scale=1, min_width=300):
             generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
             with gr.Row():
                 interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", visible=False, min_width=60)
                 skip = gr.Button("Skip", elem_id="txt2img_skip", visible=False, min_width=60)
+            with gr.Row(elem_id="txt2img_tools") as tools:
+                show_networks = gr.Button("🎴", elem_classes=["tool-button"], elem_id="txt2img_extra_networks",
+                                          scale=0, min_width=40)
+            styles = build_styles(studio, demo, prompt, negative, tools).dropdown
+    networks = build_extra_networks(studio, show_networks)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, elem_id="txt2img_settings"):
@@ -205,10 +227,11 @@ def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
     def run(prompt: str, negative_prompt: str, sampler_name: str, scheduler: str, steps: float,
             width: float, height: float, cfg_scale: float, seed: float | None, subseed: float | None,
             subseed_strength: float, seed_resize_from_w: float, seed_resize_from_h: float, n_iter: float,
-            batch_size: float, request: gr.Request | None = None) -> Iterator[tuple]:
+            batch_size: float, styles: list[str] | None = None, request: gr.Request | None = None) -> Iterator[tuple]:
         try:
+            studio.styles.check(styles or [])  # a style deleted from styles.csv since it was picked
             req = GenerationRequest(
-                prompt=prompt or "", negative_prompt=negative_prompt or "",
+                prompt=prompt or "", negative_prompt=negative_prompt or "", styles=list(styles or []),
                 sampler_name=sampler_name or default_sampler(), scheduler=scheduler or "Automatic",
                 steps=steps, width=width, height=height, cfg_scale=cfg_scale,
                 seed=-1 if seed is None else seed, subseed=-1 if subseed is None else subseed,
@@ -220,6 +243,9 @@ def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
             )
         except ValidationError as e:
             yield _outputs(info=gr.skip(), log=_error_html(validation_message(e)))
+            return
+        except StyleError as e:
+            yield _outputs(info=gr.skip(), log=_error_html(f"Styles: {e}"))
             return
         try:
             job = studio.submit(req, owner=getattr(request, "session_hash", None))
@@ -258,7 +284,7 @@ def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
         return tuple(gr.update(visible=active if busy else not active) for busy in (False, True, True, False, True))
 
     inputs = [prompt, negative, sampler, schedule, steps, width, height, cfg, seed, subseed, subseed_strength,
-              resize_w, resize_h, n_iter, batch_size]
+              resize_w, resize_h, n_iter, batch_size, styles]
     outputs = [gallery, info, html_log, progress, preview, shown]
     switched = [generate, interrupt, skip, gallery, preview]
     private: dict[str, Any] = {"api_visibility": "private", "queue": False}
@@ -279,3 +305,4 @@ def build_txt2img_tab(studio: Any, demo: gr.Blocks) -> None:
     demo.load(lambda: (default_sampler(), opts.txt2img_default_steps, opts.txt2img_default_width,
                        opts.txt2img_default_height, opts.txt2img_default_cfg),
               outputs=[sampler, steps, width, height, cfg], **private)
+    return networks
