@@ -15,8 +15,10 @@ from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
 from webui.models.hashes import HashCache
 from webui.models.manager import ModelManager
 from webui.models.safe_load import CheckpointError
+from webui.networks.catalog import NetworkCatalog, default_folders
 from webui.request import GenerationRequest
 from webui.settings import CommandLine, Options, Paths
+from webui.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,17 @@ class Studio:
             ensure_demo_checkpoint(self.paths.ckpt_dir)
         self.paths.vae_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.paths.ckpt_dir, self.paths.vae_dir, self.hashes)
+        self.styles = StyleDatabase(self.paths.data_dir / "styles.csv")
+        network_folders = default_folders(self.paths.data_dir)
+        for folders in network_folders.values():
+            folders[0].mkdir(parents=True, exist_ok=True)
+        self.networks = NetworkCatalog(network_folders, self.hashes)
         offload = "sequential" if cmd.lowvram else "model" if cmd.medvram else None
         self.manager = ModelManager(
             self.catalog, device=cmd.device, half=not cmd.no_half, offload=offload,
             ram_cache=self.options.sd_checkpoint_cache,
         )
-        self.engine = Txt2ImgEngine(self.manager, self.options, self.paths)
+        self.engine = Txt2ImgEngine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
         self.queue = JobQueue(self.engine.run, preview_every=self.options.show_progress_every_n_steps)
         self.load_error: str | None = None
         self._wire_options()
@@ -89,6 +96,29 @@ class Studio:
 
     def refresh_checkpoints(self) -> None:
         self.catalog.refresh()
+
+    def count_tokens(self, text: str, steps: int = 20) -> tuple[int, int]:
+        """(tokens, limit) for the prompt box counter, e.g. (80, 150); (0, 75) with no model.
+
+        A1111's counting (``count_prompt_tokens``), after removing # comments when they are on.
+        Reads the active model without ``manager.use()``: that lock is held for a whole job, so the
+        counter would freeze while generating; only the (pure Python) tokenizer is used, and the
+        reference keeps the model alive if a switch replaces it meanwhile.
+        """
+        from webui.prompts.conditioning import count_prompt_tokens
+        from webui.prompts.encoder import PromptEncoder
+        from webui.prompts.parser import strip_comments
+
+        model = self.manager.active
+        if model is None:
+            return 0, 75
+        encoder = PromptEncoder(model.pipe, sdxl=model.spec.is_sdxl, emphasis=self.options.get("emphasis"),
+                                comma_backtrack=self.options.get("comma_padding_backtrack"))
+        text = strip_comments(text or "") if self.options.get("enable_prompt_comments") else text or ""
+        try:
+            return count_prompt_tokens(encoder, text, steps)
+        except Exception:  # a half-typed prompt the grammar refuses: count it as plain text
+            return encoder.count_tokens(text)
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job:
         return self.queue.submit(request, owner=owner)

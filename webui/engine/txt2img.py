@@ -125,8 +125,8 @@ class Txt2ImgEngine:
         subseeds = [subseed + i for i in range(req.image_count)]
 
         pipe.scheduler = samplers.make_scheduler(configs.scheduler_config(spec), req.sampler_name, req.scheduler)
-        prompt, negative = self._styled(req)
-        prompt, negative, refs = self._without_network_tags(prompt, negative)
+        styled = self._styled(req)  # what infotext records, as A1111: styles in, comments out
+        prompt, negative, refs = self._without_network_tags(*styled)
 
         images: list[GeneratedImage] = []
         interrupted = False
@@ -143,17 +143,16 @@ class Txt2ImgEngine:
                 batch = slice(n * req.batch_size, (n + 1) * req.batch_size)
                 pictures = self._denoise(model, req, plan, seeds[batch], subseeds[batch], ctx, n)
                 for image, s, ss in zip(pictures, seeds[batch], subseeds[batch]):
-                    text = infotext.build_infotext(req.prompt, req.negative_prompt, _with_seed(params, s, ss, req))
+                    text = infotext.build_infotext(*styled, _with_seed(params, s, ss, req))
                     images.append(self._save(GeneratedImage(image, s, ss, text), req))
                 if ctx.interrupted:
                     interrupted = True
                     break
                 ctx.consume_skip()
 
-        grid = self._grid(images, req, params) if images else None
-        info = self._info(model, req, images, seed, subseed, clip_skip)
+        grid = self._grid(images, req, params, styled) if images else None
+        info = self._info(model, req, images, seed, subseed, clip_skip, styled)
         info["notes"] += notes
-        info["prompt_after_styles"] = prompt if req.styles else None
         return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started})
 
     def _styled(self, req: GenerationRequest) -> tuple[str, str]:
@@ -252,11 +251,11 @@ class Txt2ImgEngine:
         shared = self.options.outdir_samples
         return str(Path(shared) / Path(self.options.get(key)).name) if shared else self.options.get(key)
 
-    def _grid(self, images: list[GeneratedImage], req: GenerationRequest, params: dict) -> GeneratedImage | None:
+    def _grid(self, images: list[GeneratedImage], req: GenerationRequest, params: dict, styled: tuple[str, str]) -> GeneratedImage | None:
         if len(images) < 2:
             return None
         first = images[0]
-        text = infotext.build_infotext(req.prompt, req.negative_prompt, _with_seed(params, first.seed, first.subseed, req))
+        text = infotext.build_infotext(*styled, _with_seed(params, first.seed, first.subseed, req))
         grid = GeneratedImage(make_grid([g.image for g in images]), first.seed, first.subseed, text)
         if req.save_grid and self.options.grid_save:
             folder = dated_folder(self.paths.outputs(self._outdir("outdir_txt2img_grids")), self.options.save_to_dirs)
@@ -291,13 +290,16 @@ class Txt2ImgEngine:
             "Version": VERSION,
         }
 
-    def _info(self, model: ActiveModel, req: GenerationRequest, images: list[GeneratedImage], seed: int, subseed: int, clip_skip: int) -> dict[str, Any]:
+    def _info(
+        self, model: ActiveModel, req: GenerationRequest, images: list[GeneratedImage], seed: int, subseed: int,
+        clip_skip: int, styled: tuple[str, str],
+    ) -> dict[str, Any]:
         """The ``info`` object of A1111's API response, with its key names."""
         return {
             "prompt": req.prompt,
-            "all_prompts": [req.prompt] * len(images),
+            "all_prompts": [styled[0]] * len(images),
             "negative_prompt": req.negative_prompt,
-            "all_negative_prompts": [req.negative_prompt] * len(images),
+            "all_negative_prompts": [styled[1]] * len(images),
             "seed": seed,
             "all_seeds": [g.seed for g in images],
             "subseed": subseed,
@@ -323,7 +325,7 @@ class Txt2ImgEngine:
             "extra_generation_params": {},
             "index_of_first_image": 0,
             "infotexts": [g.infotext for g in images],
-            "styles": [],
+            "styles": list(req.styles),
             "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
             "clip_skip": clip_skip,
             "is_using_inpainting_conditioning": model.spec.is_inpaint,
