@@ -47,10 +47,19 @@ def page(browser, live_server):
 
 
 def _set_number(page, elem_id: str, value: int) -> None:
-    """Type into the number box of a slider or number field; Gradio applies it on change/blur."""
+    """Type into the number box of a slider or number field; Gradio applies it on change/blur.
+
+    The page's load event fills the defaults from the settings; on a busy machine it can land
+    after our typing, so check that the value stuck and type again if it did not.
+    """
     box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
+    for _ in range(10):
+        box.fill(str(value))
+        box.press("Tab")
+        page.wait_for_timeout(300)
+        if box.input_value() == str(value):
+            return
+    raise AssertionError(f"{elem_id} would not keep the value {value}")
 
 
 def test_generate_shows_saved_png(page, live_server) -> None:
