@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from webui.models.safe_load import CheckpointError, read_safetensors_header, read_torch_dict
+
 log = logging.getLogger(__name__)
 
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 _MAX_PICKLED_EMBEDDING = 64 * 1024 * 1024  # real embeddings are a few KB; refuse to load huge files
 _cache: dict[tuple[str, str, int, int], Any] = {}
 _cache_lock = threading.Lock()
 
 
-class NetworkFileError(ValueError):
-    """The file is not a readable network of the expected kind."""
+# One error type for every unreadable file, whichever reader found the problem.
+NetworkFileError = CheckpointError
 
 
 def _cached(kind: str, path: Path, read) -> Any:
@@ -42,24 +41,8 @@ def _cached(kind: str, path: Path, read) -> Any:
 
 
 def safetensors_header(path: Path) -> dict[str, Any]:
-    """The raw JSON header (tensor entries and ``__metadata__``), nothing else read."""
-    with Path(path).open("rb") as f:
-        prefix = f.read(8)
-        if len(prefix) < 8:
-            raise NetworkFileError(f"{path.name}: not a safetensors file")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > _MAX_HEADER_BYTES:
-            raise NetworkFileError(f"{path.name}: not a safetensors file (header of {length} bytes)")
-        raw = f.read(length)
-    if len(raw) < length:
-        raise NetworkFileError(f"{path.name}: truncated safetensors header")
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NetworkFileError(f"{path.name}: corrupt safetensors header ({e})") from None
-    if not isinstance(header, dict):
-        raise NetworkFileError(f"{path.name}: corrupt safetensors header")
-    return header
+    """The JSON header (tensor entries and ``__metadata__``), nothing else read."""
+    return read_safetensors_header(path, with_metadata=True)
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -136,20 +119,11 @@ def _read_embedding(path: Path) -> dict[str, Any]:
 
 
 def _read_pickled_embedding(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]:
-    import pickle
-
     import torch
 
     if path.stat().st_size > _MAX_PICKLED_EMBEDDING:
         raise NetworkFileError(f"{path.name}: too large for an embedding")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as e:
-        raise NetworkFileError(f"{path.name}: refused: the pickle asks for more than tensor data ({str(e).splitlines()[0]})") from None
-    except Exception as e:
-        raise NetworkFileError(f"{path.name}: unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if not isinstance(data, dict):
-        raise NetworkFileError(f"{path.name}: holds a {type(data).__name__}, not an embedding")
+    data = read_torch_dict(path, "embedding")
     if isinstance(data.get("string_to_param"), dict):  # A1111's own format
         params = data["string_to_param"]
         tensors = {str(k): v for k, v in params.items() if isinstance(v, torch.Tensor)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -34,8 +35,11 @@ class CheckpointError(ValueError):
     """A file that cannot be used as a checkpoint; the message says why, for a person."""
 
 
-def read_safetensors_header(path: Path) -> dict[str, dict]:
-    """Return the tensor entries of a safetensors header (name → dtype/shape/offsets), validated."""
+def read_safetensors_header(path: Path, *, with_metadata: bool = False) -> dict[str, dict]:
+    """Return the tensor entries of a safetensors header (name → dtype/shape/offsets), validated.
+
+    ``with_metadata`` keeps the ``__metadata__`` entry (training notes of LoRA files, for example).
+    """
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as f:
@@ -55,12 +59,14 @@ def read_safetensors_header(path: Path) -> dict[str, dict]:
         raise CheckpointError(f"{path.name}: corrupt safetensors header ({e})") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name}: corrupt safetensors header (not a JSON object)")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None)
     if not header:
         raise CheckpointError(f"{path.name}: the file contains no tensors")
     data_size = size - 8 - header_len
     for name, entry in header.items():
         _check_entry(path, name, entry, data_size)
+    if with_metadata and metadata is not None:
+        header["__metadata__"] = metadata
     return header
 
 
@@ -112,37 +118,54 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
-    if not zipfile.is_zipfile(path):
+    return _unwrap_state_dict(path, read_torch_dict(path, "checkpoint"))
+
+
+def read_torch_dict(path: Path, what: str) -> dict:
+    """The top-level dict of a torch pickle, loaded with ``weights_only=True``.
+
+    Non-tensor entries (ints, strings, nested dicts) are kept, as embeddings and hypernetworks
+    need them. A pickle that asks for anything beyond plain data and tensors is refused with the
+    offending global named; nothing in it runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip:
         # Pre-1.6 torch pickles are plain pickle streams; weights_only handles them too,
         # but a random file is far more likely here, so check that it starts like a pickle.
         with path.open("rb") as f:
             if f.read(1) != b"\x80":
-                raise CheckpointError(f"{path.name}: not a PyTorch checkpoint (neither zip nor pickle)")
+                raise CheckpointError(f"{path.name}: not a PyTorch file (neither zip nor pickle)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol ..." for junk files
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path.name}: refused: the pickle asks for code that is not plain tensor data, "
-            f"so it was not loaded ({_first_line(e)}). Convert it to .safetensors from a "
+            f"so it was not loaded ({first_error_line(e)}). Convert it to .safetensors from a "
             "trusted source."
         ) from None
     except Exception as e:
-        raise CheckpointError(f"{path.name}: unreadable checkpoint ({_first_line(e)})") from None
-    return _unwrap_state_dict(path, obj)
-
-
-def _unwrap_state_dict(path: Path, obj: object) -> dict[str, torch.Tensor]:
-    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
+        raise CheckpointError(f"{path.name}: unreadable {what} ({first_error_line(e)})") from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a dict of tensors")
+        raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a {what} dict")
+    return obj
+
+
+def _unwrap_state_dict(path: Path, obj: dict) -> dict[str, torch.Tensor]:
+    while isinstance(obj.get("state_dict"), dict):  # Lightning checkpoints nest the weights
+        obj = obj["state_dict"]
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path.name}: the file contains no tensors")
     return tensors
 
 
-def _first_line(e: BaseException) -> str:
+def first_error_line(e: BaseException) -> str:
+    """The line of a loader error worth showing a person (the refused global, if named)."""
     text = str(e).strip()
     for line in text.splitlines():
         if "GLOBAL" in line or "Unsupported" in line:

@@ -15,16 +15,13 @@ saved processor objects back, so the model is exactly as before.
 from __future__ import annotations
 
 import contextlib
-import pickle
-import warnings
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from webui.models.safe_load import CheckpointError
+from webui.models.safe_load import CheckpointError, first_error_line, read_torch_dict
 
 # A1111's table: a few explicit names, then every torch.nn activation class by its lower-case name.
 _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
@@ -105,37 +102,6 @@ def read_hypernetwork_file(path: Path) -> dict:
     return read_torch_dict(path, "hypernetwork")
 
 
-def read_torch_dict(path: Path, what: str) -> dict:
-    """The top-level dict of a torch pickle, loaded with ``weights_only=True``.
-
-    Unlike ``webui.models.safe_load.load_state_dict`` this keeps non-tensor entries (ints,
-    strings, nested dicts and tuples), which embeddings and hypernetworks need. A pickle that
-    asks for anything beyond plain data and tensors is refused; nothing in it runs.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    is_zip = zipfile.is_zipfile(path)
-    if not is_zip:
-        with path.open("rb") as f:
-            if f.read(1) != b"\x80":
-                raise CheckpointError(f"{path.name}: not a PyTorch file (neither zip nor pickle)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol ..." for junk files
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path.name}: refused: the pickle asks for code that is not plain tensor data, "
-            f"so it was not loaded ({_first_line(e)})"
-        ) from None
-    except Exception as e:
-        raise CheckpointError(f"{path.name}: unreadable {what} ({_first_line(e)})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a {what} dict")
-    return obj
-
-
 def load_hypernetwork(path: Path, name: str | None = None) -> Hypernetwork:
     """Build the modules of an A1111 hypernetwork file; CheckpointError names the problem."""
     path = Path(path)
@@ -167,7 +133,7 @@ def load_hypernetwork(path: Path, name: str | None = None) -> Hypernetwork:
             try:
                 module.load_state_dict(state, strict=True)
             except RuntimeError as e:
-                raise CheckpointError(f"{path.name}: width {key} does not match its layer structure ({_first_line(e)})") from None
+                raise CheckpointError(f"{path.name}: width {key} does not match its layer structure ({first_error_line(e)})") from None
             module.eval().requires_grad_(False)
             pair.append(module)
         layers[key] = (pair[0], pair[1])
@@ -241,11 +207,3 @@ def applied_hypernetworks(unet, nets: Sequence[tuple[Hypernetwork, float]]) -> I
         yield
     finally:
         unet.set_attn_processor(saved)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    for line in text.splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(e).__name__
