@@ -15,18 +15,16 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from tests.browser.conftest import needs_chromium, studio_page
 from tests.conftest import copy_checkpoint
 from tests.kit.servers import LiveServer, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(os.environ.get("UI_NETWORKS_SCREENSHOT", "/tmp/ui-extra-networks.png"))
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.timeout(300),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium)"),
+    needs_chromium,
 ]
 
 
@@ -48,26 +46,10 @@ def server(tmp_path_factory, checkpoint_store) -> Iterator[LiveServer]:
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(server.base_url, wait_until="domcontentloaded")
-    page.locator("#txt2img_prompt textarea").wait_for()
-    yield page
-    context.close()
+    with studio_page(browser, server.base_url) as page:
+        yield page
 
 
 def _counter(page, elem_id: str = "txt2img_token_counter") -> str:

@@ -8,42 +8,24 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser.conftest import needs_chromium, studio_page
+
 SCREENSHOT = Path(os.environ.get("UI_SCREENSHOT", "/tmp/ui-txt2img.png"))
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium)"),
+    needs_chromium,
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
 def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(live_server.base_url, wait_until="domcontentloaded")
-    page.locator("#txt2img_prompt textarea").wait_for()
-    yield page
-    context.close()
+    with studio_page(browser, live_server.base_url) as page:
+        yield page
 
 
 def _set_number(page, elem_id: str, value: int) -> None:
