@@ -165,18 +165,19 @@ def applied_networks(
         result.embeddings = [emb.name for emb in embs.loaded]
         result.hypernetworks = [net.name for net, _ in hypernets]
 
-        lora_hashes = []
-        for job in loras.applied:
-            value = _hash_or_note(lambda: lora_hash(job.path, hashes), job.path, notes, f"LoRA {job.name}")
-            if value:
-                lora_hashes.append(f"{_clean(job.name)}: {value}")
-        if lora_hashes:
-            result.infotext["Lora hashes"] = ", ".join(lora_hashes)
-        ti_hashes = []
-        for emb in embs.loaded:
-            value = _hash_or_note(lambda: embedding_hash(emb.path, hashes), emb.path, notes, f"Embedding {emb.name}")
-            if value:
-                ti_hashes.append(f"{_clean(emb.name)}: {value}")
-        if ti_hashes:
-            result.infotext["TI hashes"] = ", ".join(ti_hashes)
+        lora_line = _hash_line([(j.name, j.path) for j in loras.applied], lambda p: lora_hash(p, hashes), "LoRA", notes)
+        ti_line = _hash_line([(e.name, e.path) for e in embs.loaded], lambda p: embedding_hash(p, hashes), "Embedding", notes)
+        for key, line in (("Lora hashes", lora_line), ("TI hashes", ti_line)):
+            if line:
+                result.infotext[key] = line
         yield result
+
+
+def _hash_line(items: list[tuple[str, object]], hasher, label: str, notes: list[str]) -> str | None:
+    """A1111's "name: hash, name: hash" value; a file that cannot be hashed becomes a note."""
+    entries = []
+    for name, path in items:
+        value = _hash_or_note(lambda: hasher(path), path, notes, f"{label} {name}")
+        if value:
+            entries.append(f"{_clean(name)}: {value}")
+    return ", ".join(entries) or None
