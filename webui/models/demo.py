@@ -6,11 +6,9 @@ quickly. The UI and README say so, and how to add a real checkpoint.
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
-from webui.models.safe_load import CHECKPOINT_SUFFIXES
+from webui.models.safe_load import CHECKPOINT_SUFFIXES, CheckpointError, read_safetensors_header
 from webui.models.synthetic import SYNTHETIC_METADATA, write_checkpoint
 
 DEMO_NAME = "demo-random-weights-sd15.safetensors"
@@ -36,10 +34,8 @@ def ensure_demo_checkpoint(folder: Path) -> Path | None:
 def is_synthetic(path: Path) -> bool:
     """True for files written by webui.models.synthetic (their safetensors metadata says so)."""
     try:
-        with Path(path).open("rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            metadata = json.loads(f.read(length)).get("__metadata__", {})
-    except (OSError, ValueError, struct.error):
+        metadata = read_safetensors_header(path, with_metadata=True).get("__metadata__") or {}
+    except (OSError, CheckpointError):
         return False
     key = next(k for k in SYNTHETIC_METADATA if k != "format")
     return metadata.get(key) == SYNTHETIC_METADATA[key]

@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-def sha256_of_file(path: Path) -> str:
+def sha256_of_file(path: Path, start: int = 0) -> str:
+    """SHA-256 of the file's bytes from ``start`` on (kohya's LoRA hash skips the header)."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
+        f.seek(start)
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -11,8 +11,6 @@ modules the model had before, and strength 0 adds exactly nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import re
 import struct
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from webui.models.hashes import HashCache
+from webui.models.hashes import HashCache, sha256_of_file
 from webui.models.safe_load import CheckpointError, load_state_dict, read_safetensors_header
 
 log = logging.getLogger(__name__)
@@ -81,13 +79,9 @@ def addnet_hash(path: Path) -> str:
     with _addnet_lock:
         if key in _addnet_cache:
             return _addnet_cache[key]
-    digest = hashlib.sha256()
     with path.open("rb") as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
-        f.seek(8 + header_len)
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = sha256_of_file(path, start=8 + header_len)
     with _addnet_lock:
         _addnet_cache[key] = value
     return value
@@ -96,15 +90,10 @@ def addnet_hash(path: Path) -> str:
 def safetensors_metadata(path: Path) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors header ({} if none or unreadable)."""
     try:
-        with Path(path).open("rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            if header_len > 100 * 1024 * 1024:
-                return {}
-            header = json.loads(f.read(header_len))
-        meta = header.get("__metadata__") if isinstance(header, dict) else None
-        return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
-    except (OSError, ValueError, struct.error):
+        meta = read_safetensors_header(path, with_metadata=True).get("__metadata__")
+    except (OSError, CheckpointError):
         return {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
 
 
 def lora_hash(path: Path, hashes: HashCache | None = None) -> str:
@@ -119,16 +108,8 @@ def lora_hash(path: Path, hashes: HashCache | None = None) -> str:
         if re.fullmatch(r"[0-9a-fA-F]{12,64}", stored):
             return stored[:12].lower()
         return addnet_hash(path)[:12]
-    full = hashes.sha256(path) if hashes is not None else _sha256(path)
+    full = hashes.sha256(path) if hashes is not None else sha256_of_file(path)
     return full[:12]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- reading -------------------------------------------------------------------------------------
