@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from webui.offline import apply_offline_env  # stdlib only; importable before the venv exists
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -33,13 +35,6 @@ MIN_PYTHON = (3, 11)
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Nothing is downloaded or reported at run time.
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",  # huggingface_hub; diffusers reads the same constant
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-}
 
 PYTEST_NO_TESTS_COLLECTED = 5
 
@@ -179,7 +174,7 @@ def reexec_in_venv(argv: list[str]) -> None:
 
 
 def set_runtime_env() -> None:
-    os.environ.update(OFFLINE_ENV)
+    apply_offline_env(override=True)
 
 
 def find_chromium() -> str | None:

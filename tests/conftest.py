@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
+from webui.offline import apply_offline_env
 
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
-}.items():
-    os.environ[_key] = _value
+apply_offline_env(override=True)
 
 import ipaddress
 import shutil

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 # Nothing is ever fetched at run time: make the hub clients fail fast instead of trying.
-for _key, _value in {
-    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
-}.items():
-    os.environ.setdefault(_key, _value)
+from webui.offline import apply_offline_env
+
+apply_offline_env(override=False)
 
 
 def main(argv: list[str] | None = None) -> None:
