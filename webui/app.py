@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from webui.engine.txt2img import Result, Txt2ImgEngine
+from webui.engine.runner import Engine
 from webui.jobs import Job, JobQueue, JobState
 from webui.models.catalog import Catalog
 from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
@@ -17,6 +17,7 @@ from webui.models.manager import ModelManager
 from webui.models.safe_load import CheckpointError
 from webui.networks.catalog import NetworkCatalog, default_folders
 from webui.request import GenerationRequest
+from webui.result import Result
 from webui.settings import CommandLine, Options, Paths
 from webui.styles import StyleDatabase
 
@@ -43,7 +44,7 @@ class Studio:
             self.catalog, device=cmd.device, half=not cmd.no_half, offload=offload,
             ram_cache=self.options.sd_checkpoint_cache,
         )
-        self.engine = Txt2ImgEngine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
+        self.engine = Engine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
         self.queue = JobQueue(self.engine.run, preview_every=self.options.show_progress_every_n_steps)
         self.load_error: str | None = None
         self._wire_options()

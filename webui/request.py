@@ -7,10 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from webui import samplers
+from webui import samplers, upscalers
+from webui.prompts.parser import extract_extra_networks
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
+LATENT_SCALE = 8
+
+USE_SAME_CHECKPOINT = "Use same checkpoint"
+USE_SAME_SAMPLER = "Use same sampler"
+USE_SAME_SCHEDULER = "Use same scheduler"
+_NO_REFINER = ("", "None", "none")
 
 
 class GenerationRequest(BaseModel):
@@ -39,11 +46,27 @@ class GenerationRequest(BaseModel):
     tiling: bool = False
     save_images: bool = True
     save_grid: bool = True
+    # Hires fix: a second, img2img-like pass at a larger size (A1111's fields and UI defaults).
+    enable_hr: bool = False
+    hr_scale: float = Field(2.0, ge=1.0, le=4.0)
+    hr_resize_x: int = Field(0, ge=0, le=MAX_SIZE, description="0 = from hr_scale (or from hr_resize_y's ratio)")
+    hr_resize_y: int = Field(0, ge=0, le=MAX_SIZE)
+    hr_upscaler: str = upscalers.DEFAULT_LATENT_MODE
+    hr_second_pass_steps: int = Field(0, ge=0, le=MAX_STEPS, description="0 = the same as steps")
+    denoising_strength: float = Field(0.7, ge=0.0, le=1.0)
+    hr_checkpoint_name: str = USE_SAME_CHECKPOINT
+    hr_sampler_name: str = USE_SAME_SAMPLER
+    hr_scheduler: str = USE_SAME_SCHEDULER
+    hr_prompt: str = Field("", description="'' = the prompt")
+    hr_negative_prompt: str = Field("", description="'' = the negative prompt")
+    # SDXL refiner (any checkpoint): takes over the same schedule at refiner_switch_at.
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float = Field(0.8, ge=0.0, le=1.0)
     override_settings: dict[str, Any] = Field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     notes: list[str] = Field(default_factory=list, description="front-end notes carried into the result info")
 
-    @field_validator("cfg_scale", "subseed_strength", "eta")
+    @field_validator("cfg_scale", "subseed_strength", "eta", "hr_scale", "denoising_strength", "refiner_switch_at")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
@@ -65,6 +88,85 @@ class GenerationRequest(BaseModel):
         self.sampler_name = spec.name
         return self
 
+    @field_validator("hr_checkpoint_name", "hr_sampler_name", "hr_scheduler", mode="before")
+    @classmethod
+    def _same_when_empty(cls, value: Any, info: Any) -> Any:
+        same = {"hr_checkpoint_name": USE_SAME_CHECKPOINT, "hr_sampler_name": USE_SAME_SAMPLER,
+                "hr_scheduler": USE_SAME_SCHEDULER}[info.field_name]
+        return same if value in (None, "") else value
+
+    @field_validator("refiner_checkpoint")
+    @classmethod
+    def _no_refiner(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip() in _NO_REFINER else value
+
+    @model_validator(mode="after")
+    def _hires_settings(self) -> "GenerationRequest":
+        # Checked only when hires fix is on: clients send every field, A1111 ignores them otherwise.
+        if not self.enable_hr:
+            return self
+        upscaler = upscalers.find_upscaler(self.hr_upscaler or upscalers.DEFAULT_LATENT_MODE)
+        if upscaler is None:
+            raise ValueError(f"hires fix: unknown upscaler {self.hr_upscaler!r}; "
+                             f"available: {', '.join(upscalers.HIRES_UPSCALERS)}")
+        self.hr_upscaler = upscaler
+        if self.hr_sampler_name != USE_SAME_SAMPLER or self.hr_scheduler != USE_SAME_SCHEDULER:
+            sampler = self.sampler_name if self.hr_sampler_name == USE_SAME_SAMPLER else self.hr_sampler_name
+            schedule = self.scheduler if self.hr_scheduler == USE_SAME_SCHEDULER else self.hr_scheduler
+            try:
+                spec, _ = samplers.resolve(sampler, schedule)
+            except samplers.UnknownSampler as e:
+                raise ValueError(f"hires fix: {e}") from None
+            if self.hr_sampler_name != USE_SAME_SAMPLER:
+                self.hr_sampler_name = spec.name
+        width, height = self.hires_size
+        if max(width, height) > MAX_SIZE or min(width, height) < MIN_SIZE:
+            raise ValueError(f"hires fix would render {width}x{height}; each side must be {MIN_SIZE} to {MAX_SIZE}")
+        return self
+
+    @model_validator(mode="after")
+    def _finite_network_weights(self) -> "GenerationRequest":
+        for text in (self.prompt, self.negative_prompt, self.hr_prompt, self.hr_negative_prompt):
+            for ref in extract_extra_networks(text)[1]:
+                for arg in ref.args:
+                    value = str(arg).split("=", 1)[-1].strip()
+                    try:
+                        number = float(value)
+                    except ValueError:
+                        continue  # not a number at all: the engine reports it and ignores the tag
+                    if not math.isfinite(number):
+                        raise ValueError(f"<{ref.kind}:{ref.name}:...>: weight {value!r} is not a finite number")
+        return self
+
     @property
     def image_count(self) -> int:
         return self.batch_size * self.n_iter
+
+    @property
+    def hires_upscale_to(self) -> tuple[int, int]:
+        """A1111's hires target before cropping: (width, height) the first pass is upscaled to."""
+        w, h = self.width, self.height
+        rx, ry = self.hr_resize_x, self.hr_resize_y
+        if rx == 0 and ry == 0:
+            return int(w * self.hr_scale), int(h * self.hr_scale)
+        if ry == 0:
+            return rx, rx * h // w
+        if rx == 0:
+            return ry * w // h, ry
+        # Both given: scale to cover the box, keeping the aspect ratio; the excess is cropped.
+        return (rx, rx * h // w) if w / h < rx / ry else (ry * w // h, ry)
+
+    @property
+    def hires_crop(self) -> tuple[int, int]:
+        """Latent cells to crop (x, y) to reach hr_resize_x × hr_resize_y exactly."""
+        if self.hr_resize_x == 0 or self.hr_resize_y == 0:
+            return 0, 0
+        to_x, to_y = self.hires_upscale_to
+        return (to_x - self.hr_resize_x) // LATENT_SCALE, (to_y - self.hr_resize_y) // LATENT_SCALE
+
+    @property
+    def hires_size(self) -> tuple[int, int]:
+        """The final image size with hires fix (multiples of 8, as the latents are)."""
+        to_x, to_y = self.hires_upscale_to
+        crop_x, crop_y = self.hires_crop
+        return (to_x // LATENT_SCALE - crop_x) * LATENT_SCALE, (to_y // LATENT_SCALE - crop_y) * LATENT_SCALE

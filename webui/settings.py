@@ -12,7 +12,8 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,6 +116,14 @@ OPTIONS: dict[str, OptionInfo] = {
         20, "Move the text after the last comma into the next 75-token chunk if it is at most this many tokens",
         "Prompts", int, minimum=0, maximum=74,
     ),
+    "hires_fix_refiner_pass": OptionInfo(
+        "second pass", "With hires fix, the refiner takes over in", "Stable Diffusion", str,
+        choices=("first pass", "second pass", "both passes"),
+    ),
+    "sdxl_refiner_high_aesthetic_score": OptionInfo(6.0, "SDXL refiner: aesthetic score of the prompt", "Stable Diffusion", float,
+                                                    minimum=0.0, maximum=10.0),
+    "sdxl_refiner_low_aesthetic_score": OptionInfo(2.5, "SDXL refiner: aesthetic score of the negative prompt", "Stable Diffusion",
+                                                   float, minimum=0.0, maximum=10.0),
     "outdir_samples": OptionInfo("", "Output folder for all images (overrides the two below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),
@@ -142,7 +151,8 @@ class Options:
 
     def __init__(self, path: Path):
         self._path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards values and listeners; held only briefly
+        self._write_lock = threading.RLock()  # serialises update(); jobs and readers never take it
         self._values: dict[str, Any] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
         self._load()
@@ -180,24 +190,36 @@ class Options:
             return {**{k: i.default for k, i in OPTIONS.items()}, **self._values}
 
     def on_change(self, key: str, listener: Callable[[Any], None]) -> None:
-        self._listeners.setdefault(key, []).append(listener)
+        with self._lock:
+            self._listeners.setdefault(key, []).append(listener)
+
+    def snapshot(self) -> "OptionsSnapshot":
+        """Every option as it is now, frozen: what a job reads instead of the live options."""
+        return OptionsSnapshot(self.as_dict())
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Validate all, run listeners (which may refuse with an exception), then persist.
 
         Returns the keys that changed. Unknown keys (other tools' A1111 options) are stored as
         given so a client that round-trips the options does not lose them.
+
+        Listeners run while no lock that readers take is held: a checkpoint listener may wait
+        for the running job to finish with the model, and that job (or the progress endpoint)
+        must still be able to read options meanwhile. Writers are serialised among themselves.
         """
         validated = {k: self._validate(k, v) for k, v in changes.items()}
         changed: list[str] = []
-        with self._lock:
+        with self._write_lock:
             try:
                 for key, value in validated.items():
                     if self.get_or_none(key) == value:
                         continue
-                    for listener in self._listeners.get(key, []):
+                    with self._lock:
+                        listeners = list(self._listeners.get(key, []))
+                    for listener in listeners:
                         listener(value)
-                    self._values[key] = value
+                    with self._lock:
+                        self._values[key] = value
                     changed.append(key)
             finally:
                 # What was applied before a refusing listener is in effect, so it is saved too.
@@ -236,7 +258,37 @@ class Options:
         return coerced
 
     def _save(self) -> None:
+        with self._lock:
+            text = json.dumps(self._values, indent=2, sort_keys=True)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self._values, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self._path)
+
+
+class OptionsSnapshot(Mapping[str, Any]):
+    """Options frozen at one moment (a job's start): read-only, with attribute access.
+
+    A job reads every option it needs from its snapshot, so nothing it does during sampling
+    waits for the live options, and a change made meanwhile applies from the next job.
+    """
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = MappingProxyType(dict(values))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"unknown option {key!r}") from None

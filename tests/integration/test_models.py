@@ -42,14 +42,14 @@ def test_family_identified_from_shapes_not_names(family, checkpoint_store, tmp_p
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_loads_offline_and_generates(family, checkpoint_store, tmp_path):
-    from webui.engine.txt2img import Txt2ImgEngine
+    from webui.engine.runner import Engine
 
     manager = _manager_with(tmp_path, checkpoint_store(family))
     loaded = manager.active.checkpoint
     assert loaded.spec.family == family
     assert not any(p.is_meta for p in loaded.pipe.unet.parameters())
     assert loaded.pipe.scheduler.config.prediction_type == loaded.spec.prediction_type
-    engine = Txt2ImgEngine(manager, _Options(), None)
+    engine = Engine(manager, _options(tmp_path), None)
     result = engine.run(GenerationRequest(prompt="a red fox", steps=2, width=64, height=64, seed=3, save_images=False))
     image = np.asarray(result.images[0].image)
     assert image.shape == (64, 64, 3)
@@ -162,9 +162,9 @@ def test_failed_load_keeps_the_current_model_working(checkpoint_store, tmp_path)
     with pytest.raises(CheckpointError, match="truncated"):
         manager.load("broken.safetensors")
     assert manager.active.file.name == "good.safetensors"
-    from webui.engine.txt2img import Txt2ImgEngine
+    from webui.engine.runner import Engine
 
-    result = Txt2ImgEngine(manager, _Options(), None).run(
+    result = Engine(manager, _options(tmp_path), None).run(
         GenerationRequest(steps=1, width=64, height=64, seed=1, save_images=False)
     )
     assert result.images
@@ -217,22 +217,25 @@ def test_catalog_lists_without_hashing(tmp_path, checkpoint_store):
 
 
 def test_vae_override_and_back(checkpoint_store, tmp_path):
-    from webui.engine.txt2img import Txt2ImgEngine
+    from webui.engine.runner import Engine
 
     folder, vae_dir = tmp_path / "ckpt", tmp_path / "vae"
     copy_checkpoint(checkpoint_store("sd15"), folder, "m.safetensors")
     write_vae(vae_dir / "other.safetensors", seed=7)
     manager = ModelManager(Catalog(folder, vae_dir, HashCache(tmp_path / "cache.json")))
     manager.load("m.safetensors")
-    engine = Txt2ImgEngine(manager, _Options(), None)
+    options = _options(tmp_path)
+    engine = Engine(manager, options, None)  # a job applies the sd_vae option it starts with
     request = GenerationRequest(steps=2, width=64, height=64, seed=5, save_images=False)
     base = np.asarray(engine.run(request).images[0].image)
-    manager.set_vae("other.safetensors")
+    options.update({"sd_vae": "other.safetensors"})
     other = engine.run(request)
     assert not np.array_equal(base, np.asarray(other.images[0].image))
-    assert "VAE: other.safetensors" in other.images[0].infotext
-    manager.set_vae("None")
+    vae_hash = sha256_of_file(vae_dir / "other.safetensors")[:10]
+    assert f"VAE hash: {vae_hash}, VAE: other.safetensors" in other.images[0].infotext
+    options.update({"sd_vae": "None"})
     assert np.array_equal(base, np.asarray(engine.run(request).images[0].image))
+    assert manager.active.vae_file is None
 
 
 def test_header_reader_never_reads_the_tensors(checkpoint_store):
@@ -242,22 +245,11 @@ def test_header_reader_never_reads_the_tensors(checkpoint_store):
 
 # --- helpers -----------------------------------------------------------------------------------
 
-class _Options:
-    """Option values the engine reads, at their defaults (no file behind them)."""
+def _options(folder):
+    """Options at their defaults, persisted in the test's folder."""
+    from webui.settings import Options
 
-    def __init__(self, **overrides):
-        from webui.settings import OPTIONS
-
-        self._values = {k: v.default for k, v in OPTIONS.items()} | overrides
-
-    def __getattr__(self, key):
-        try:
-            return self._values[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def get(self, key):
-        return self._values[key]
+    return Options(folder / "config.json")
 
 
 def _manager_with(tmp_path: Path, checkpoint: Path) -> ModelManager:

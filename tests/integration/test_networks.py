@@ -354,7 +354,7 @@ def test_bad_files_and_unknown_names_become_notes(sd15, sdxl, env, tmp_path):
         notes = "\n".join(nets.notes)
         changed = image(pipe)
     assert not marker.exists()
-    for needle in ("garbage.safetensors", "wrongshape.safetensors", "evil.pt", "LoRA not found: nosuch",
+    for needle in ("garbage.safetensors", "wrongshape.safetensors", "evil.pt", "Lora not found: nosuch",
                    "evilhn.pt", "junk.pt", "Hypernetwork not found: nohn", "evilemb.pt", "junkemb.bin",
                    "unsupported extra network <textual:x>"):
         assert needle in notes, (needle, notes)

@@ -61,12 +61,13 @@ def test_mixed_networks_are_recorded_in_infotext_that_parses_back(studio):
     assert np.array_equal(np.asarray(again.images[0].image), pixels(studio, prompt)[0])
 
 
-def test_missing_and_broken_networks_are_notes_not_errors(studio, tmp_path):
+def test_missing_and_broken_networks_are_warnings_not_errors(studio, tmp_path):
     (studio.paths.data_dir / "models" / "Lora" / "broken.safetensors").write_bytes(b"not a lora")
     studio.networks.refresh()
     result = studio.generate(GenerationRequest(prompt="a cat <lora:nosuch:1> <lora:broken:1>", **SMALL))
-    notes = " ".join(result.info["notes"])
-    assert "nosuch" in notes and "broken" in notes
+    assert "Lora not found: nosuch" in result.warnings
+    assert any(w.startswith("LoRA broken: skipped broken.safetensors") for w in result.warnings)
+    assert result.info["warnings"] == result.warnings
     assert result.images
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import build_studio
-from webui.prompts.conditioning import build_plan
+from webui.prompts.conditioning import encode_schedule
 from webui.prompts.encoder import CHUNK_TOKENS, PromptEncoder
 from webui.request import GenerationRequest
 
@@ -113,7 +113,7 @@ def test_embeddings_are_never_split(sd15):
 # --- schedules and AND ------------------------------------------------------------------------
 
 def test_schedules_encode_each_distinct_text_once_and_switch_at_the_step(sd15):
-    plan = build_plan(PromptEncoder(sd15, sdxl=False), "a [cat:dog:2] [red|blue]", "", steps=4)
+    plan = encode_schedule(PromptEncoder(sd15, sdxl=False), "a [cat:dog:2] [red|blue]", "", steps=4)
     texts = [plan.texts[plan.rows_at(step)[1][0][0]] for step in range(4)]
     # A1111 numbers schedule steps from 1 and samples from step 0 with "step <= end": the first
     # two sampling steps both use the step-1 text.

@@ -176,8 +176,10 @@ def test_skip_ends_only_the_current_image(studio):
 
 
 def test_a_failing_job_reports_and_the_worker_goes_on(studio, monkeypatch):
+    from webui.engine import batch
+
     calls = {"n": 0}
-    real = studio.engine._denoise
+    real = batch.denoise
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -185,7 +187,7 @@ def test_a_failing_job_reports_and_the_worker_goes_on(studio, monkeypatch):
             raise RuntimeError("CUDA out of memory (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(studio.engine, "_denoise", flaky)
+    monkeypatch.setattr(batch, "denoise", flaky)
     failed = studio.queue.run(GenerationRequest(prompt="x", **SMALL))
     assert failed.state is JobState.FAILED and "out of memory" in failed.error
     assert studio.generate(GenerationRequest(prompt="x", **SMALL)).images

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from webui.api.models import JobCancelled, JobProgress, JobSubmitted, JobView, Txt2ImgApiRequest
 from webui.api.sdapi import build_generation_request, encode_preview, error_response, png_bytes
 from webui.app import Studio
-from webui.engine.txt2img import Result
+from webui.result import Result
 from webui.jobs import Job, JobState
 
 # How long DELETE waits for a running job to stop before answering with its current state.

@@ -50,7 +50,7 @@ from webui.api.models import (
     Txt2ImgApiRequest,
 )
 from webui.app import GenerationCancelled, GenerationFailed, Studio
-from webui.engine.txt2img import GeneratedImage, Result
+from webui.result import GeneratedImage, Result
 from webui.models.safe_load import CheckpointError
 from webui.request import GenerationRequest
 from webui.settings import OptionError

@@ -71,11 +71,20 @@ class ModelManager:
 
     @contextlib.contextmanager
     def use(self) -> Iterator[ActiveModel]:
-        """Hold the active model for one job; switching waits until the block ends."""
+        """Hold the active model for one block; switching waits until the block ends."""
         with self.lock:
             if self._active is None:
                 raise CheckpointError("no checkpoint is loaded: add one to models/Stable-diffusion")
             yield self._active
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator["ModelSession"]:
+        """Hold the model lock for a whole job; the job asks the session for each model it needs.
+
+        A switch requested meanwhile (the top bar, POST /sdapi/v1/options) waits for the job.
+        """
+        with self.lock:
+            yield ModelSession(self)
 
     def load(self, query: str, vae: str = VAE_AUTOMATIC) -> ActiveModel:
         """Make ``query`` (title, name or hash) the active checkpoint, with ``vae`` applied."""
@@ -83,21 +92,25 @@ class ModelManager:
         if file is None:
             raise CheckpointError(f"checkpoint not found: {query!r}")
         with self.lock:
-            if self._active is not None and self._active.file.path == file.path:
-                self._apply_vae(self._active, vae)
-                return self._active
-            model = self._cache.pop(file.path, None) or self._read(file)
-            try:
-                self._apply_vae(model, vae)
-            except CheckpointError:
-                self._remember(model)
-                raise
-            previous = self._active
-            self._place(model.pipe, self.device)
-            self._active = model
-            if previous is not None:
-                self._remember(previous)
-            return model
+            return self._activate(file, vae)
+
+    def _activate(self, file: ModelFile, vae: str) -> ActiveModel:
+        if self._active is not None and self._active.file.path == file.path:
+            self._apply_vae(self._active, vae)
+            return self._active
+        model = self._cache.pop(file.path, None) or self._read(file)
+        try:
+            self._apply_vae(model, vae)
+        except CheckpointError:
+            self._remember(model)
+            raise
+        previous = self._active
+        if previous is not None:
+            # Off the device first, so two large models never share the GPU.
+            self._remember(previous)
+        self._place(model.pipe, self.device)
+        self._active = model
+        return model
 
     def set_ram_cache(self, size: int) -> None:
         with self.lock:
@@ -173,4 +186,38 @@ class ModelManager:
             vae = torch.nn.Module.to(build_vae(model.spec, load_vae_state_dict(target.path)), dtype=self.dtype)
         pipe.vae = vae.to(pipe.unet.device) if self.offload is None else vae
         pipe.register_modules(vae=pipe.vae)
-        model.vae_file = target
+        # Infotext names the VAE with its hash (A1111's "VAE hash"), known from here on.
+        model.vae_file = self.catalog.with_hash(target) if target is not None else None
+
+
+class ModelSession:
+    """A job's hold on the models (see ``ModelManager.session``): each stage asks for its model.
+
+    ``get`` switches the active model inside the job's lock (the previous one goes to the RAM
+    cache, as ``sd_checkpoint_cache`` allows); ``restore`` brings back the model that was active
+    when the job started.
+    """
+
+    def __init__(self, manager: ModelManager):
+        self._manager = manager
+        self.starting: ActiveModel | None = manager.active
+
+    def get(self, query: str | ModelFile | None, vae: str = VAE_AUTOMATIC) -> ActiveModel:
+        """The model for ``query`` (a file, a title/name/hash, or None: the active one) with ``vae``."""
+        manager = self._manager
+        if query is None:
+            if manager.active is None:
+                raise CheckpointError("no checkpoint is loaded: add one to models/Stable-diffusion")
+            file = manager.active.file
+        elif isinstance(query, ModelFile):
+            file = query
+        else:
+            file = manager.catalog.find_checkpoint(query)
+            if file is None:
+                raise CheckpointError(f"checkpoint not found: {query!r}")
+        return manager._activate(file, vae)
+
+    def restore(self, vae: str = VAE_AUTOMATIC) -> None:
+        """Make the model active at the start of the job active again, with ``vae``."""
+        if self.starting is not None:
+            self._manager._activate(self.starting.file, vae)

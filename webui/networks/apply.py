@@ -99,7 +99,7 @@ def applied_networks(
                 continue  # A1111 applies a repeated <lora:x> once (the first one's weights)
             file = catalog.find("lora", name)
             if file is None:
-                notes.append(f"LoRA not found: {name}")
+                notes.append(f"Lora not found: {name}")  # A1111's wording
                 continue
             try:
                 strength = parse_lora_args(args)

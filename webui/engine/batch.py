@@ -1,0 +1,149 @@
+"""One batch of a job: its passes and stages run in order, then the latents are decoded.
+
+    txt2img pass:  noise → base stage [→ refiner stage]            (one sampling run)
+    hires pass:    enlarge → noise to the start step → hires stage [→ refiner stage]
+
+A stage stopped early (interrupt, skip) ends the batch: the images are those of the last pass
+that finished, or, when none had, the partly denoised latents of the first pass (as A1111).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from PIL import Image
+
+from webui import upscalers
+from webui.engine import hires, vae
+from webui.engine.callbacks import Callbacks, DecodedBatch, StageContext
+from webui.engine.denoiser import Denoiser, sdxl_size_conditions
+from webui.engine.loop import denoise
+from webui.engine.noise import LATENT_SCALE, batch_noise
+from webui.engine.plan import GenerationPlan, PassPlan, Stage
+from webui.engine.preparation import Preparation
+from webui.engine.records import BatchFacts
+from webui.engine.sampling import SamplingRun, start_run
+from webui.models import configs
+from webui.models.catalog import ModelFile
+from webui.models.manager import ActiveModel, ModelSession
+
+
+@dataclass
+class BatchOutcome:
+    images: list[Image.Image]
+    facts: BatchFacts
+    stopped: bool
+
+
+@dataclass
+class _Finished:
+    """A pass that ran to its end: its latents, the model that finished it, decoded images if any."""
+
+    latents: torch.Tensor
+    model: ActiveModel
+    images: list[Image.Image] | None = None
+
+
+class BatchRunner:
+    """Runs the batches of one plan inside a model session."""
+
+    def __init__(self, plan: GenerationPlan, models: ModelSession, main: ModelFile, prep: Preparation,
+                 callbacks: Callbacks):
+        self.plan = plan
+        self.models = models
+        self.main = main
+        self.prep = prep
+        self.callbacks = callbacks
+
+    def model_for(self, stage: Stage) -> ActiveModel:
+        return self.models.get(stage.checkpoint or self.main, self.plan.vae)
+
+    def run(self, iteration: int) -> BatchOutcome:
+        plan = self.plan
+        seeds, subseeds = plan.batch(iteration)
+        finished: _Finished | None = None
+        committed = current = BatchFacts()  # what the finished passes did / what has run so far
+        steps_before = 0
+        for index, pass_plan in enumerate(plan.passes):
+            stages = plan.stages_of(index)
+            first_model = self.model_for(stages[0])
+            start = None if finished is None else self._enlarge(finished, pass_plan, context)
+            run = start_run(
+                configs.scheduler_config(first_model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
+                seeds, device=first_model.pipe.unet.device, eta=plan.request.eta,
+                denoising_strength=pass_plan.denoising_strength,
+            )
+            latents = run.initial_latents(self._noise(pass_plan, seeds, subseeds, first_model), start)
+            for stage in stages:
+                model = self.model_for(stage)
+                context = StageContext(
+                    kind=stage.kind, model=model, run=run, latents=latents, seeds=tuple(seeds),
+                    iteration=iteration, iterations=plan.iterations, steps_before=steps_before,
+                    steps_total=plan.steps_per_batch,
+                )
+                denoiser = self._denoiser(model, pass_plan, run, len(seeds))
+                with self.callbacks.patch_models(context):
+                    self.callbacks.before_loop(context)
+                    denoise(context, denoiser, self.callbacks, run.index_of_step(stage.end_step))
+                    self.callbacks.after_stage(context)
+                latents = context.latents
+                current = current.after(stage, model.file)
+                if context.stopped:
+                    if finished is None:  # nothing finished: the partly denoised first pass, as A1111
+                        return BatchOutcome(self._final(_Finished(latents, model), context), current, stopped=True)
+                    return BatchOutcome(self._final(finished, context), committed, stopped=True)
+            steps_before += pass_plan.run_steps
+            finished = _Finished(latents, model)
+            committed = current = replace(current, hires=index > 0)
+        assert finished is not None
+        return BatchOutcome(self._final(finished, context), committed, stopped=False)
+
+    # --- pieces --------------------------------------------------------------------------------
+
+    def _noise(self, plan: PassPlan, seeds, subseeds, model: ActiveModel) -> torch.Tensor:
+        req = self.plan.request
+        unet = model.pipe.unet
+        shape = (model.pipe.vae.config.latent_channels, plan.height // LATENT_SCALE, plan.width // LATENT_SCALE)
+        resize_from = None
+        if req.seed_resize_from_w > 0 and req.seed_resize_from_h > 0:
+            resize_from = (req.seed_resize_from_w, req.seed_resize_from_h)
+        noise = batch_noise(shape, list(seeds), list(subseeds), req.subseed_strength, resize_from)
+        return noise.to(unet.device, unet.dtype)
+
+    def _denoiser(self, model: ActiveModel, plan: PassPlan, run: SamplingRun, images: int) -> Denoiser:
+        prompts = self.prep.prompts(model, plan, self.plan.clip_skip)
+        spec, options = model.spec, self.plan.options
+        sizes = None
+        if spec.is_sdxl:
+            aesthetic = None
+            if spec.family == "sdxl-refiner":
+                aesthetic = (float(options["sdxl_refiner_high_aesthetic_score"]),
+                             float(options["sdxl_refiner_low_aesthetic_score"]))
+            sizes = sdxl_size_conditions(plan.height, plan.width, aesthetic=aesthetic)
+        conditioning = None
+        if spec.is_inpaint:
+            conditioning = vae.inpaint_conditioning(model, plan.height, plan.width, images, run.generators[0])
+        return Denoiser(model.pipe.unet, prompts, self.plan.request.cfg_scale, images,
+                        sizes=sizes, image_conditioning=conditioning)
+
+    def _enlarge(self, finished: _Finished, plan: PassPlan, context: StageContext) -> torch.Tensor:
+        assert plan.upscaler is not None
+        if upscalers.is_latent(plan.upscaler):
+            return hires.enlarge_latents(finished.latents, plan)
+        finished.images = self._decode(finished.model, finished.latents, context)
+        return hires.enlarge_images(finished.model, finished.images, plan)
+
+    def _decode(self, model: ActiveModel, latents: torch.Tensor, context: StageContext) -> list[Image.Image]:
+        """Decode inside the callbacks' model patches (tiling must reach the VAE too)."""
+        if context.model is not model:
+            context = replace(context, model=model, latents=latents)
+        with self.callbacks.patch_models(context):
+            return vae.decode(model, latents)
+
+    def _final(self, finished: _Finished, context: StageContext) -> list[Image.Image]:
+        """The batch's images: decoded (unless the pixel upscaler already did) and post-processed."""
+        images = finished.images or self._decode(finished.model, finished.latents, context)
+        decoded = DecodedBatch(context, list(images))
+        self.callbacks.after_decode(decoded)
+        return decoded.images

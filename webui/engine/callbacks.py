@@ -1,0 +1,185 @@
+"""The callback points of the denoising loop: the one place extensions, ControlNet and the engine's
+own features (previews, interrupt, tiling) hook into generation.
+
+A callback is an object with any of the methods of :class:`LoopCallback`; the loop calls them in
+``order`` (lower first; ties in the order they were added). The points, in the order they occur::
+
+    patch_models(stage)        context manager around a stage's sampling and its decode
+    before_loop(stage)         a stage is about to sample; ``stage.latents`` may be replaced
+    before_unet(call)          each UNet call; add UNet kwargs (ControlNet residuals) to call.unet_kwargs
+    after_cfg(step)            the guided prediction; read or replace step.noise_pred / step.denoised
+    after_step(step)           after the scheduler step; step.latents may be replaced; step.stop() ends the stage
+    after_stage(stage)         a stage ended (finished or stopped)
+    after_decode(decoded)      each image of a batch after decoding; decoded.images may be replaced
+
+Nothing here calls out while holding a lock, and callbacks must not either: they run on the
+job's worker thread between GPU calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Sequence
+
+import torch
+from PIL import Image
+
+if TYPE_CHECKING:  # imported for annotations only; the loop imports this module
+    from webui.engine.denoiser import BatchLayout
+    from webui.engine.sampling import SamplingRun
+    from webui.models.manager import ActiveModel
+
+CALLBACK_POINTS = ("patch_models", "before_loop", "before_unet", "after_cfg", "after_step", "after_stage",
+                   "after_decode")
+
+
+@dataclass
+class StageContext:
+    """One stage of a job: which kind, which model, its sampling run and the latents it carries."""
+
+    kind: str  # "base", "hires" or "refiner"
+    model: ActiveModel
+    run: SamplingRun
+    latents: torch.Tensor
+    seeds: tuple[int, ...]
+    iteration: int  # batch number within the job (0-based)
+    iterations: int = 1  # batches in the job
+    steps_before: int = 0  # sampling steps of this batch done in earlier passes
+    steps_total: int = 0  # sampling steps of the whole batch (all passes)
+    stopped: bool = False  # the stage ended early (interrupt, skip, a callback's stop())
+
+
+@dataclass
+class UNetCall:
+    """The inputs of one batched UNet call; ``unet_kwargs`` are passed to the UNet as well.
+
+    ``layout`` tells which rows of the batch are the unconditional half and which are each AND
+    part of the prompt (ControlNet's guess mode scales only the conditional rows).
+    """
+
+    stage: StageContext
+    step: int  # sampling step of the stage's schedule (0-based)
+    index: int  # index into the stage's timesteps (second-order samplers take two per step)
+    timestep: torch.Tensor
+    sample: torch.Tensor
+    encoder_hidden_states: torch.Tensor
+    layout: BatchLayout
+    added_cond_kwargs: dict[str, torch.Tensor] | None = None
+    unet_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """One sampling step: the latents before it, the guided prediction, the latents after it."""
+
+    stage: StageContext
+    step: int
+    index: int
+    timestep: torch.Tensor
+    latents: torch.Tensor  # before the scheduler step; after it from ``after_step`` on
+    noise_pred: torch.Tensor  # the model output after CFG (epsilon or v, as the model predicts)
+    _stop: bool = False
+
+    @property
+    def denoised(self) -> torch.Tensor:
+        """The prediction of the clean latents (x0) at this step."""
+        return self.stage.run.to_denoised(self.noise_pred, self.latents, self.index)
+
+    @denoised.setter
+    def denoised(self, value: torch.Tensor) -> None:
+        self.noise_pred = self.stage.run.from_denoised(value, self.latents, self.index)
+
+    def stop(self) -> None:
+        """End this stage after the current step (the job's images keep what was made)."""
+        self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+
+@dataclass
+class DecodedBatch:
+    """Images of one batch right after decoding, before they are saved."""
+
+    stage: StageContext
+    images: list[Image.Image]
+
+
+class LoopCallback:
+    """Base class for loop callbacks: override the points you need (all are no-ops here)."""
+
+    order: int = 0
+
+    def patch_models(self, stage: StageContext) -> ContextManager[None]:
+        return contextlib.nullcontext()
+
+    def before_loop(self, stage: StageContext) -> None:
+        pass
+
+    def before_unet(self, call: UNetCall) -> None:
+        pass
+
+    def after_cfg(self, step: StepContext) -> None:
+        pass
+
+    def after_step(self, step: StepContext) -> None:
+        pass
+
+    def after_stage(self, stage: StageContext) -> None:
+        pass
+
+    def after_decode(self, decoded: DecodedBatch) -> None:
+        pass
+
+
+class Callbacks:
+    """An ordered set of callbacks, called point by point."""
+
+    def __init__(self, callbacks: Sequence[object] = ()):
+        indexed = list(enumerate(callbacks))
+        self._items = [cb for _, cb in sorted(indexed, key=lambda pair: (getattr(pair[1], "order", 0), pair[0]))]
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _each(self, point: str) -> Iterator[Any]:
+        for callback in self._items:
+            method = getattr(callback, point, None)
+            if method is not None:
+                yield method
+
+    @contextlib.contextmanager
+    def patch_models(self, stage: StageContext) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for method in self._each("patch_models"):
+                stack.enter_context(method(stage))
+            yield
+
+    def before_loop(self, stage: StageContext) -> None:
+        for method in self._each("before_loop"):
+            method(stage)
+
+    def before_unet(self, call: UNetCall) -> None:
+        for method in self._each("before_unet"):
+            method(call)
+
+    def after_cfg(self, step: StepContext) -> None:
+        for method in self._each("after_cfg"):
+            method(step)
+
+    def after_step(self, step: StepContext) -> None:
+        for method in self._each("after_step"):
+            method(step)
+
+    def after_stage(self, stage: StageContext) -> None:
+        for method in self._each("after_stage"):
+            method(stage)
+
+    def after_decode(self, decoded: DecodedBatch) -> None:
+        for method in self._each("after_decode"):
+            method(decoded)

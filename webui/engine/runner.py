@@ -1,0 +1,136 @@
+"""The engine: GenerationRequest in, Result out. Pure engine code: no Gradio, no FastAPI.
+
+A job snapshots the options and builds its plan when it starts, takes the model lock for its
+whole length (a model switch requested meanwhile waits for it), runs its batches, saves each
+image with its infotext, and restores the model that was active before it. Nothing here calls
+out (option listeners, ...) while the lock is held: a kept checkpoint override is written to the
+options after the lock is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from webui.engine.batch import BatchRunner
+from webui.engine.callbacks import Callbacks
+from webui.engine.plan import GenerationPlan, build_plan
+from webui.engine.preparation import Preparation
+from webui.engine.progress import JobControl, NoControl, ProgressCallback
+from webui.engine.records import api_info, build_infotext, extra_generation_params, infotext_params
+from webui.engine.tiling import TilingCallback
+from webui.models.manager import ActiveModel, ModelManager, ModelSession
+from webui.outputs import dated_folder, make_grid, save_png
+from webui.request import GenerationRequest
+from webui.result import GeneratedImage, Result
+from webui.settings import Options, Paths
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Runs generation jobs on the models of a ``ModelManager``; one job at a time per manager."""
+
+    def __init__(self, manager: ModelManager, options: Options, paths: Paths | None, *, styles: Any = None,
+                 networks: Any = None, callbacks: Sequence[object] = ()):
+        self.manager = manager
+        self.options = options
+        self.paths = paths
+        self.styles = styles  # webui.styles.StyleDatabase
+        self.networks = networks  # webui.networks.catalog.NetworkCatalog
+        self.callbacks = tuple(callbacks)  # loop callbacks added to every job (extensions)
+
+    def run(self, request: GenerationRequest, ctx: JobControl | None = None) -> Result:
+        control = ctx or NoControl()
+        options = self.options.snapshot()
+        callbacks = [*self.callbacks, *([TilingCallback()] if request.tiling else [])]
+        plan = build_plan(request, options, self.styles, callbacks)
+        main: ActiveModel | None = None
+        finished = False
+        with self.manager.session() as models:
+            try:
+                main = models.get(plan.checkpoint, plan.vae)  # None: the active model
+                result = _Job(plan, models, main, self, control).execute()
+                finished = True
+            finally:
+                keep = plan.keep_checkpoint and finished
+                if keep and main is not None:
+                    models.get(main.file, plan.vae)  # back from a refiner or hires checkpoint
+                else:
+                    models.restore(str(options["sd_vae"]))
+        if plan.keep_checkpoint and main is not None:
+            # Kept: the settings must name what is now loaded, as A1111's do (outside the lock).
+            kept = {"sd_model_checkpoint": main.file.title}
+            if "sd_vae" in request.override_settings:
+                kept["sd_vae"] = plan.vae
+            self.options.update(kept)
+        return result
+
+
+class _Job:
+    """One plan being run: batches, saving, infotexts, the grid and the API info."""
+
+    def __init__(self, plan: GenerationPlan, models: ModelSession, main: ActiveModel, engine: Engine,
+                 control: JobControl):
+        self.plan = plan
+        self.main = main
+        self.engine = engine
+        self.control = control
+        self.options = plan.options
+        self.prep = Preparation(plan.options, engine.networks)
+        progress = ProgressCallback(control, previews=bool(plan.options["live_previews_enable"]))
+        self.callbacks = Callbacks([*plan.callbacks, progress])
+        self.batches = BatchRunner(plan, models, main.file, self.prep, self.callbacks)
+
+    def execute(self) -> Result:
+        started = time.perf_counter()
+        images: list[GeneratedImage] = []
+        extra: dict[str, Any] = {}
+        interrupted = False
+        try:
+            for iteration in range(self.plan.iterations):
+                outcome = self.batches.run(iteration)
+                seeds, subseeds = self.plan.batch(iteration)
+                for position, (image, seed, subseed) in enumerate(zip(outcome.images, seeds, subseeds)):
+                    params = infotext_params(self.plan, self.main, outcome.facts, self.prep.infotext, seed, subseed,
+                                             position)
+                    extra = extra or extra_generation_params(params)
+                    text = build_infotext(self.plan, params)
+                    images.append(self._save(GeneratedImage(image, seed, subseed, text)))
+                if self.control.interrupted:
+                    interrupted = True
+                    break
+                self.control.consume_skip()
+        finally:
+            self.prep.close()
+        grid = self._grid(images)
+        info = api_info(self.plan, self.main, [g.infotext for g in images], [g.seed for g in images],
+                        [g.subseed for g in images], extra, list(self.prep.warnings))
+        return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started},
+                      warnings=list(self.prep.warnings))
+
+    # --- saving ------------------------------------------------------------------------------
+
+    def _outdir(self, key: str) -> Path:
+        shared = self.options["outdir_samples"]
+        folder = str(Path(shared) / Path(self.options[key]).name) if shared else self.options[key]
+        assert self.engine.paths is not None
+        return dated_folder(self.engine.paths.outputs(folder), bool(self.options["save_to_dirs"]))
+
+    def _save(self, generated: GeneratedImage) -> GeneratedImage:
+        if self.plan.request.save_images and self.options["samples_save"] and self.engine.paths is not None:
+            text = generated.infotext if self.options["enable_pnginfo"] else None
+            generated.path = save_png(generated.image, self._outdir("outdir_txt2img_samples"), str(generated.seed), text)
+        return generated
+
+    def _grid(self, images: list[GeneratedImage]) -> GeneratedImage | None:
+        if len(images) < 2:
+            return None
+        first = images[0]
+        grid = GeneratedImage(make_grid([g.image for g in images]), first.seed, first.subseed, first.infotext)
+        if self.plan.request.save_grid and self.options["grid_save"] and self.engine.paths is not None:
+            text = first.infotext if self.options["enable_pnginfo"] else None
+            grid.path = save_png(grid.image, self._outdir("outdir_txt2img_grids"), str(first.seed), text, prefix="grid-")
+        return grid
