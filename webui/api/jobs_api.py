@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from webui.api.models import JobCancelled, JobProgress, JobSubmitted, JobView, Txt2ImgApiRequest
-from webui.api.sdapi import build_generation_request, encode_preview, error_response, png_bytes
+from webui.api.common import error_response
+from webui.api.images import encode_preview, png_bytes
+from webui.api.txt2img_request import build_generation_request
 from webui.app import Studio
 from webui.result import Result
 from webui.jobs import Job, JobState

@@ -5,19 +5,15 @@ endpoint so the wait happens on a threadpool thread, never on the event loop.
 
 Where we differ from A1111, on purpose (see docs/api.md): a bad sampler, size, step count or
 number is a 422 with a readable ``message`` instead of a silent substitution or a 500, and the
-features we do not have yet (hires fix, face restoration, refiner, scripts, ...) are
-accepted and ignored with a note in ``info["notes"]`` rather than refused.
+features we do not have yet (face restoration, scripts, ...) are accepted and ignored with a
+note in ``info["notes"]`` rather than refused.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import io
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -25,14 +21,12 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from PIL import Image, UnidentifiedImageError
-from pydantic import ValidationError
 
 from webui import infotext, samplers
 from webui.api import network_info
+from webui.api.common import error_response, field_error, plain
+from webui.api.images import decode_image, encode_preview, response_images
 from webui.api.models import (
-    A1111_DEFAULT_SAMPLER,
     EmbeddingsResponse,
     HypernetworkItem,
     LoraItem,
@@ -49,38 +43,12 @@ from webui.api.models import (
     TextToImageResponse,
     Txt2ImgApiRequest,
 )
+from webui.api.txt2img_request import build_generation_request
 from webui.app import GenerationCancelled, GenerationFailed, Studio
-from webui.result import GeneratedImage, Result
 from webui.models.safe_load import CheckpointError
-from webui.request import GenerationRequest
 from webui.settings import OptionError
 
 log = logging.getLogger(__name__)
-
-# Option keys the engine applies per request from override_settings.
-_APPLIED_OVERRIDES = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
-
-# A1111's neutral values of the k-diffusion sigma controls (its options' defaults).
-_SIGMA_DEFAULTS = {"s_min_uncond": 0.0, "s_churn": 0.0, "s_tmin": 0.0, "s_tmax": 0.0, "s_noise": 1.0}
-
-# Infotext key → request field, for the ``infotext`` field (fills only fields the body left unset).
-_INFOTEXT_FIELDS = (
-    ("Prompt", "prompt"),
-    ("Negative prompt", "negative_prompt"),
-    ("Steps", "steps"),
-    ("Sampler", "sampler_name"),
-    ("Schedule type", "scheduler"),
-    ("CFG scale", "cfg_scale"),
-    ("Seed", "seed"),
-    ("Size-1", "width"),
-    ("Size-2", "height"),
-    ("Variation seed", "subseed"),
-    ("Variation seed strength", "subseed_strength"),
-    ("Seed resize from-1", "seed_resize_from_w"),
-    ("Seed resize from-2", "seed_resize_from_h"),
-    ("Eta", "eta"),
-    ("Tiling", "tiling"),
-)
 
 # PIL metadata that is not generation info (A1111 hides the same keys in png-info).
 _HIDDEN_INFO_KEYS = {
@@ -88,242 +56,6 @@ _HIDDEN_INFO_KEYS = {
     "background", "timestamp", "duration", "progressive", "progression", "icc_profile",
     "chromaticity", "photoshop", "transparency", "gamma", "srgb", "aspect",
 }
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-def error_response(status: int, error: str, message: str) -> JSONResponse:
-    """The error shape of every endpoint here: {"error", "detail", "message"}."""
-    return JSONResponse(status_code=status, content={"error": error, "detail": message, "message": message})
-
-
-def _field_error(loc: tuple[Any, ...], msg: str, value: Any = None) -> dict[str, Any]:
-    return {"type": "value_error", "loc": ("body", *loc), "msg": msg, "input": value}
-
-
-def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """GenerationRequest's errors, located in the body; sampler errors named after their field."""
-    errors = []
-    for error in exc.errors():
-        loc = tuple(error.get("loc", ()))
-        if not loc:
-            cause = (error.get("ctx") or {}).get("error")
-            if isinstance(cause, (samplers.UnknownSchedule, samplers.UnsupportedSchedule)):
-                loc = ("scheduler",)
-            elif isinstance(cause, samplers.UnknownSampler):
-                loc = ("sampler_name",)
-        msg = str(error.get("msg", ""))
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]  # pydantic's prefix says nothing to an API user
-        errors.append({**error, "loc": ("body", *loc), "msg": msg})
-    return errors
-
-
-# --- request conversion ------------------------------------------------------------------------
-
-
-def build_generation_request(req: Txt2ImgApiRequest, studio: Studio) -> GenerationRequest:
-    """An A1111 txt2img body → the engine's request. Raises ``RequestValidationError`` (→ 422)."""
-    fields = {name: getattr(req, name) for name in Txt2ImgApiRequest.model_fields}
-    notes: list[str] = []
-    if req.infotext:
-        _apply_infotext(req, fields, notes)
-
-    override = dict(fields["override_settings"] or {})
-    _check_overrides(override, studio)
-    styles = list(fields["styles"] or [])
-    _check_styles(styles, studio)
-    applied = [k for k in override if k in _APPLIED_OVERRIDES]
-    others = sorted(k for k in override if k not in _APPLIED_OVERRIDES)
-    if others:
-        notes.append(f"override_settings not applied per request (not supported yet): {', '.join(others)}")
-    override = {k: override[k] for k in applied}
-
-    notes += _ignored_feature_notes(req, fields)
-
-    sampler = fields["sampler_name"] or fields["sampler_index"] or A1111_DEFAULT_SAMPLER
-    save = bool(fields["save_images"])
-    kwargs: dict[str, Any] = {
-        "prompt": fields["prompt"] or "",
-        "negative_prompt": fields["negative_prompt"] or "",
-        "styles": styles,
-        "sampler_name": sampler,
-        "scheduler": fields["scheduler"] or "Automatic",
-        "tiling": bool(fields["tiling"]),
-        "save_images": save and not fields["do_not_save_samples"],
-        "save_grid": save and not fields["do_not_save_grid"],
-        "override_settings": override,
-        "clip_skip": override.get("CLIP_stop_at_last_layers"),
-        "notes": notes,
-    }
-    if fields["override_settings_restore_afterwards"] is not None:
-        kwargs["override_settings_restore_afterwards"] = fields["override_settings_restore_afterwards"]
-    for name in ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "seed_resize_from_h", "steps",
-                 "cfg_scale", "width", "height", "batch_size", "n_iter", "eta"):
-        if fields[name] is not None:
-            kwargs[name] = fields[name]
-    try:
-        request = GenerationRequest(**kwargs)
-    except ValidationError as e:
-        raise RequestValidationError(_validation_errors(e)) from None
-    for name in ("width", "height"):
-        asked = kwargs.get(name)
-        if asked is not None and getattr(request, name) != asked:
-            request.notes.append(f"{name} {asked} is not a multiple of 8: rendered at {getattr(request, name)}")
-    return request
-
-
-def _apply_infotext(req: Txt2ImgApiRequest, fields: dict[str, Any], notes: list[str]) -> None:
-    """A1111's ``infotext`` field: parameters from the text fill the fields the body did not set."""
-    params = infotext.parse_infotext(req.infotext or "")
-    explicit = req.model_fields_set
-    filled = []
-    for key, name in _INFOTEXT_FIELDS:
-        if name in explicit or key not in params:
-            continue
-        fields[name] = params[key]
-        filled.append(name)
-    clip_skip = params.get("Clip skip")
-    override = dict(fields["override_settings"] or {})
-    if isinstance(clip_skip, int) and "CLIP_stop_at_last_layers" not in override:
-        override["CLIP_stop_at_last_layers"] = clip_skip
-        fields["override_settings"] = override
-        filled.append("clip skip")
-    if filled:
-        notes.append(f"from infotext: {', '.join(filled)}")
-
-
-def _check_overrides(override: dict[str, Any], studio: Studio) -> None:
-    """Refuse (422) per-request overrides the engine would fail on halfway through the job."""
-    errors = []
-    if "sd_model_checkpoint" in override:
-        value = override["sd_model_checkpoint"]
-        if not isinstance(value, str) or studio.catalog.find_checkpoint(value) is None:
-            names = ", ".join(f.title for f in studio.catalog.checkpoints) or "none"
-            errors.append(_field_error(("override_settings", "sd_model_checkpoint"),
-                                       f"checkpoint not found: {value!r}; available: {names}", _plain(value)))
-    if "sd_vae" in override:
-        value = override["sd_vae"]
-        if not isinstance(value, str) or (value not in ("Automatic", "None", "") and studio.catalog.find_vae(value) is None):
-            names = ", ".join(["Automatic", "None", *(f.name for f in studio.catalog.vaes)])
-            errors.append(_field_error(("override_settings", "sd_vae"), f"VAE not found: {value!r}; available: {names}", _plain(value)))
-    if "CLIP_stop_at_last_layers" in override:
-        value = override["CLIP_stop_at_last_layers"]
-        if isinstance(value, float) and value.is_integer():
-            value = override["CLIP_stop_at_last_layers"] = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 12:
-            errors.append(_field_error(("override_settings", "CLIP_stop_at_last_layers"),
-                                       f"clip skip must be an integer from 1 to 12, got {value!r}", _plain(value)))
-    if errors:
-        raise RequestValidationError(errors)
-
-
-def _check_styles(names: list[str], studio: Studio) -> None:
-    """Unknown style names are a 422 naming them (A1111 ignores them silently)."""
-    known = set(studio.styles.names())
-    errors = [_field_error(("styles", i), f"style not found: {name!r}; available: {', '.join(sorted(known)) or 'none'}", name)
-              for i, name in enumerate(names) if name not in known]
-    if errors:
-        raise RequestValidationError(errors)
-
-
-def _ignored_feature_notes(req: Txt2ImgApiRequest, fields: dict[str, Any]) -> list[str]:
-    notes = []
-    if fields["enable_hr"]:
-        notes.append("hires. fix is not available yet: enable_hr and the hr_* fields were ignored; "
-                     f"rendered at {fields['width']}x{fields['height']} without an upscale pass")
-    elif fields["firstphase_width"] or fields["firstphase_height"]:
-        notes.append("firstphase_width/firstphase_height ignored (hires. fix is not available yet)")
-    if fields["firstpass_image"]:
-        notes.append("firstpass_image ignored (hires. fix is not available yet)")
-    if fields["restore_faces"]:
-        notes.append("face restoration is not available yet: restore_faces ignored")
-    if fields["refiner_checkpoint"] not in (None, "", "None"):
-        notes.append(f"the refiner is not available yet: refiner_checkpoint {fields['refiner_checkpoint']!r} ignored")
-    if fields["script_name"]:
-        notes.append(f"scripts are not available yet: script_name {fields['script_name']!r} and its script_args ignored")
-    if fields["alwayson_scripts"]:
-        notes.append(f"always-on scripts are not available yet: {', '.join(map(str, fields['alwayson_scripts']))} ignored")
-    sigma = [f"{k}={fields[k]}" for k, neutral in _SIGMA_DEFAULTS.items()
-             if fields[k] is not None and fields[k] != neutral and not (k == "s_tmax" and math.isinf(fields[k]))]
-    if sigma:
-        notes.append(f"{', '.join(sigma)} ignored: the diffusers samplers have no k-diffusion churn/noise controls")
-    if fields["force_task_id"]:
-        notes.append("force_task_id ignored: jobs get their own id (see /api/v1/jobs)")
-    if req.model_extra:
-        notes.append(f"unknown fields ignored: {', '.join(sorted(req.model_extra))}")
-    return notes
-
-
-# --- images ------------------------------------------------------------------------------------
-
-
-def png_bytes(generated: GeneratedImage, with_infotext: bool = True) -> bytes:
-    """The image as PNG: the saved file's bytes when there is one, else encoded with its infotext."""
-    if generated.path is not None:
-        try:
-            return Path(generated.path).read_bytes()
-        except OSError:
-            pass  # moved or deleted since: encode from memory
-    buffer = io.BytesIO()
-    infotext.save_with_infotext(generated.image, buffer, "PNG", generated.infotext if with_infotext else None)
-    return buffer.getvalue()
-
-
-def encode_preview(image: Any) -> str | None:
-    if not isinstance(image, Image.Image):
-        return None
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def response_images(result: Result, studio: Studio, send: bool) -> tuple[list[str], dict[str, Any]]:
-    """base64 PNGs (grid first, as A1111, when the return_grid option is on) and the info dict."""
-    info = dict(result.info)
-    with_text = bool(studio.options.enable_pnginfo)
-    shown = list(result.images)
-    if result.grid is not None and studio.options.return_grid:
-        shown.insert(0, result.grid)
-        info["infotexts"] = [result.grid.infotext, *info.get("infotexts", [])]
-        info["index_of_first_image"] = 1
-    if result.interrupted:
-        info["interrupted"] = True
-    images = [_b64(png_bytes(g, with_text)) for g in shown] if send else []
-    return images, info
-
-
-def decode_image(data: str) -> Image.Image:
-    """A base64 image or data URL → PIL image; ``ValueError`` with a readable message."""
-    text = data.strip()
-    if text.startswith("data:"):
-        if "," not in text:
-            raise ValueError("a data URL needs a ',' before the base64 data")
-        text = text.split(",", 1)[1]
-    text = "".join(text.split())
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64") from None
-    try:
-        image = Image.open(io.BytesIO(raw))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"not a readable image ({type(e).__name__})") from None
-    return image
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)
 
 
 # --- the router --------------------------------------------------------------------------------
@@ -344,7 +76,7 @@ def sdapi_router(studio: Studio) -> APIRouter:
             return error_response(500, "GenerationFailed", str(e))
         except RuntimeError as e:  # the queue is stopping
             return error_response(503, "Unavailable", str(e))
-        images, info = response_images(result, studio, send=req.send_images is not False)
+        images, info = response_images(result, studio.options, send=req.send_images is not False)
         return TextToImageResponse(images=images, parameters=req.model_dump(mode="json"), info=json.dumps(info))
 
     # --- models ---
@@ -500,9 +232,9 @@ def sdapi_router(studio: Studio) -> APIRouter:
         try:
             image = decode_image(req.image)
         except ValueError as e:
-            raise RequestValidationError([_field_error(("image",), str(e))]) from None
+            raise RequestValidationError([field_error(("image",), str(e))]) from None
         text = infotext.read_image_infotext(image) or ""
-        items = {str(k): _plain(v) for k, v in (image.info or {}).items()
+        items = {str(k): plain(v) for k, v in (image.info or {}).items()
                  if k not in _HIDDEN_INFO_KEYS and not isinstance(v, (bytes, bytearray))}
         return PNGInfoResponse(info=text, items=items, parameters=infotext.parse_infotext(text) if text else {})
 

@@ -1,0 +1,73 @@
+"""Images in and out of the API: PNG bytes with infotext, base64, previews, decoding uploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from webui import infotext
+from webui.result import GeneratedImage, Result
+
+
+def png_bytes(generated: GeneratedImage, with_infotext: bool = True) -> bytes:
+    """The image as PNG: the saved file's bytes when there is one, else encoded with its infotext."""
+    if generated.path is not None:
+        try:
+            return Path(generated.path).read_bytes()
+        except OSError:
+            pass  # moved or deleted since: encode from memory
+    buffer = io.BytesIO()
+    infotext.save_with_infotext(generated.image, buffer, "PNG", generated.infotext if with_infotext else None)
+    return buffer.getvalue()
+
+
+def encode_preview(image: Any) -> str | None:
+    if not isinstance(image, Image.Image):
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def response_images(result: Result, options: Any, send: bool) -> tuple[list[str], dict[str, Any]]:
+    """base64 PNGs (grid first, as A1111, when the return_grid option is on) and the info dict."""
+    info = dict(result.info)
+    with_text = bool(options.enable_pnginfo)
+    shown = list(result.images)
+    if result.grid is not None and options.return_grid:
+        shown.insert(0, result.grid)
+        info["infotexts"] = [result.grid.infotext, *info.get("infotexts", [])]
+        info["index_of_first_image"] = 1
+    if result.interrupted:
+        info["interrupted"] = True
+    images = [_b64(png_bytes(g, with_text)) for g in shown] if send else []
+    return images, info
+
+
+def decode_image(data: str) -> Image.Image:
+    """A base64 image or data URL → PIL image; ``ValueError`` with a readable message."""
+    text = data.strip()
+    if text.startswith("data:"):
+        if "," not in text:
+            raise ValueError("a data URL needs a ',' before the base64 data")
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+    try:
+        image = Image.open(io.BytesIO(raw))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a readable image ({type(e).__name__})") from None
+    return image
