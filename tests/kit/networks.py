@@ -102,7 +102,10 @@ def write_kohya_lora(path: Path, pipe, rank: int = 4, alpha: float | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     state = kohya_lora_state_dict(pipe, rank=rank, alpha=alpha, seed=seed, sdxl=sdxl, text_encoder=text_encoder, conv=conv)
     if path.suffix == ".safetensors":
-        save_file(state, str(path), metadata=metadata or {"ss_network_module": "networks.lora"})
+        is_xl = hasattr(pipe, "text_encoder_2") if sdxl is None else sdxl
+        # As kohya's trainer writes it; the UI and the engine read the version from it.
+        default = {"ss_network_module": "networks.lora", "ss_base_model_version": "sdxl_base_v1-0" if is_xl else "sd_v1"}
+        save_file(state, str(path), metadata=metadata if metadata is not None else default)
     else:
         torch.save(state, path)
     return path

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webui.models.hashes import HashCache
+from webui.models.refusals import RefusedFiles
 from webui.models.safe_load import CHECKPOINT_SUFFIXES
 
 VAE_SUFFIXES = {".safetensors", ".pt", ".ckpt", ".bin"}
@@ -63,10 +64,11 @@ def scan(folder: Path, suffixes: set[str], hashes: HashCache) -> list[ModelFile]
 class Catalog:
     """Checkpoints and VAEs on disk; ``refresh()`` rescans, hashing continues in the background."""
 
-    def __init__(self, ckpt_dir: Path, vae_dir: Path, hashes: HashCache):
+    def __init__(self, ckpt_dir: Path, vae_dir: Path, hashes: HashCache, refused: RefusedFiles | None = None):
         self.ckpt_dir = Path(ckpt_dir)
         self.vae_dir = Path(vae_dir)
         self.hashes = hashes
+        self.refused = refused if refused is not None else RefusedFiles()
         self._checkpoints: list[ModelFile] = []
         self._vaes: list[ModelFile] = []
         self.refresh()

@@ -127,7 +127,12 @@ class ModelManager:
 
     def _read(self, file: ModelFile) -> ActiveModel:
         log.info("loading %s", file.name)
-        checkpoint = load_checkpoint(file.path, dtype=self.dtype)
+        try:
+            checkpoint = load_checkpoint(file.path, dtype=self.dtype)
+        except CheckpointError as e:
+            self.catalog.refused.refuse(file.path, str(e))  # listings mark it; start-up skips it
+            raise
+        self.catalog.refused.forget(file.path)
         file = self.catalog.with_hash(file)
         return ActiveModel(file=file, checkpoint=checkpoint, own_vae=checkpoint.pipe.vae)
 
@@ -183,7 +188,11 @@ class ModelManager:
         if target is None:
             vae = model.own_vae
         else:
-            vae = torch.nn.Module.to(build_vae(model.spec, load_vae_state_dict(target.path)), dtype=self.dtype)
+            try:
+                vae = torch.nn.Module.to(build_vae(model.spec, load_vae_state_dict(target.path)), dtype=self.dtype)
+            except CheckpointError as e:
+                self.catalog.refused.refuse(target.path, str(e))
+                raise
         pipe.vae = vae.to(pipe.unet.device) if self.offload is None else vae
         pipe.register_modules(vae=pipe.vae)
         # Infotext names the VAE with its hash (A1111's "VAE hash"), known from here on.

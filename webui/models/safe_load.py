@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -144,9 +145,8 @@ def read_torch_dict(path: Path, what: str) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path.name}: refused: the pickle asks for code that is not plain tensor data, "
-            f"so it was not loaded ({first_error_line(e)}). Convert it to .safetensors from a "
-            "trusted source."
+            f"{path.name}: refused: the pickle asks for code that is not plain tensor data "
+            f"({refused_global(e)}), so it was not loaded. Convert it to .safetensors from a trusted source."
         ) from None
     except Exception as e:
         raise CheckpointError(f"{path.name}: unreadable {what} ({first_error_line(e)})") from None
@@ -164,10 +164,25 @@ def _unwrap_state_dict(path: Path, obj: dict) -> dict[str, torch.Tensor]:
     return tensors
 
 
+_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
+# torch's advice to allowlist the global "if you trust" it: never passed on to a user.
+_ALLOWLIST_HINT = re.compile(r"(add_safe_globals|safe_globals|allowlist|if you trust|weights_only=False)", re.I)
+
+
+def refused_global(e: BaseException) -> str:
+    """What a refused pickle asked for ("asks for posix.system"), without torch's allowlist advice."""
+    text = str(e)
+    found = _GLOBAL.search(text)
+    if found:
+        return f"it asks for {found.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not _ALLOWLIST_HINT.search(line)]
+    return lines[0] if lines else type(e).__name__
+
+
 def first_error_line(e: BaseException) -> str:
     """The line of a loader error worth showing a person (the refused global, if named)."""
     text = str(e).strip()
-    for line in text.splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    if _GLOBAL.search(text):
+        return refused_global(e)
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not _ALLOWLIST_HINT.search(line)]
+    return lines[0] if lines else type(e).__name__

@@ -23,6 +23,7 @@ from webui.models.safe_load import CheckpointError
 from webui.networks.catalog import NetworkCatalog
 from webui.networks.hypernetwork import Hypernetwork, applied_hypernetworks, load_hypernetwork
 from webui.networks.lora import LoraJob, applied_loras, lora_hash, parse_lora_args
+from webui.networks.versions import hypernetwork_version, lora_version, model_version
 from webui.networks.textual_inversion import (
     AppliedEmbeddings,
     Embedding,
@@ -107,6 +108,10 @@ def applied_networks(
                 notes.append(f"LoRA {name}: {e}; ignored")
                 continue
             seen_loras.add(name)
+            made_for, loaded = lora_version(file.path), model_version(spec.family)
+            if made_for is not None and made_for != loaded:
+                notes.append(f"LoRA {name}: made for {made_for}, the loaded model is {loaded}; not applied")
+                continue
             lora_jobs.append(LoraJob(name=name, path=file.path, strength=strength))
         elif kind in HYPERNET_KINDS:
             file = catalog.find("hypernetwork", name)
@@ -124,14 +129,23 @@ def applied_networks(
 
     # --- hypernetworks: read before anything touches the model -----------------------------------
     hypernets: list[tuple[Hypernetwork, float]] = []
+    unet_widths = _attention_widths(getattr(pipe, "unet", None))
     for name, strength, file in hyper_jobs:
         try:
             net = load_hypernetwork(file.path, name=name)
         except CheckpointError as e:
+            catalog.refused.refuse(file.path, str(e))
             notes.append(f"Hypernetwork {name}: skipped ({e})")
             continue
         except Exception as e:  # a malformed but safely-read file
+            catalog.refused.refuse(file.path, f"{file.path.name}: {e}")
             notes.append(f"Hypernetwork {name}: skipped ({file.path.name}: {e})")
+            continue
+        widths = set(net.layers)
+        if unet_widths and not widths & unet_widths:
+            made_for = hypernetwork_version(widths) or "another model"
+            notes.append(f"Hypernetwork {name}: made for {made_for} (widths {sorted(widths)}), "
+                         f"the loaded model is {model_version(spec.family)}; not applied")
             continue
         hypernets.append((net, strength))
 
@@ -143,12 +157,14 @@ def applied_networks(
         try:
             embeddings.append(read_embedding(file.path, name=file.name))
         except CheckpointError as e:
+            catalog.refused.refuse(file.path, str(e))
             notes.append(f"Embedding {file.name}: skipped ({e})")
         except Exception as e:
+            catalog.refused.refuse(file.path, f"{file.path.name}: {e}")
             notes.append(f"Embedding {file.name}: skipped ({file.path.name}: {e})")
 
     with contextlib.ExitStack() as stack:
-        loras = stack.enter_context(applied_loras(pipe, lora_jobs))
+        loras = stack.enter_context(applied_loras(pipe, lora_jobs, on_refused=catalog.refused.refuse))
         notes.extend(loras.notes)
         embs = stack.enter_context(applied_embeddings(pipe, embeddings))
         for name, reason in embs.skipped.items():
@@ -171,6 +187,14 @@ def applied_networks(
             if line:
                 result.infotext[key] = line
         yield result
+
+
+def _attention_widths(unet) -> set[int]:
+    """The context widths a hypernetwork can hook: self-attention per block, cross-attention."""
+    if unet is None:
+        return set()
+    config = unet.config
+    return {*config.block_out_channels, int(config.cross_attention_dim)}
 
 
 def _hash_line(items: list[tuple[str, object]], hasher, label: str, notes: list[str]) -> str | None:

@@ -3,8 +3,9 @@
 Listing reads directory entries only (one ``os.scandir`` per folder, no stat of each file, no
 hashing, no reading), so folders with thousands of files list instantly. A file is known by
 its stem, which is what prompts use (``<lora:stem:1>``, an embedding's stem as a word); A1111
-uses the stem for files in sub-folders too. When two files share a stem the first one in
-sorted path order wins, and the others are reported by ``duplicates()``.
+uses the stem for files in sub-folders too. When two files share a stem (``x.pt`` and
+``x.safetensors``) the first in sorted path order keeps the stem and the others are listed under
+their file name relative to their folder (``x.safetensors``), never silently hidden.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webui.models.hashes import HashCache
+from webui.models.refusals import RefusedFiles
 
 KINDS: tuple[str, ...] = ("embedding", "lora", "hypernetwork")
 NETWORK_SUFFIXES: frozenset[str] = frozenset({".safetensors", ".pt", ".ckpt", ".bin"})
@@ -70,6 +72,15 @@ def _scan_folder(kind: str, folder: Path) -> list[NetworkFile]:
     return found
 
 
+def _relative_name(path: Path, roots: Sequence[Path]) -> str:
+    for root in roots:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return Path(path).name
+
+
 def _preview(folder: Path, stem: str, names: set[str]) -> Path | None:
     for pattern in ("{}{}", "{}.preview{}"):
         for ext in PREVIEW_SUFFIXES:
@@ -82,12 +93,13 @@ def _preview(folder: Path, stem: str, names: set[str]) -> Path | None:
 class NetworkCatalog:
     """The network folders of each kind; ``refresh()`` rescans, ``list``/``find`` read the last scan."""
 
-    def __init__(self, folders: Mapping[str, Sequence[Path]], hashes: HashCache):
+    def __init__(self, folders: Mapping[str, Sequence[Path]], hashes: HashCache, refused: RefusedFiles | None = None):
         unknown = set(folders) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown network kinds: {sorted(unknown)}")
         self.folders: dict[str, list[Path]] = {kind: [Path(p) for p in folders.get(kind, ())] for kind in KINDS}
         self.hashes = hashes
+        self.refused = refused if refused is not None else RefusedFiles()
         self._files: dict[str, list[NetworkFile]] = {kind: [] for kind in KINDS}
         self._by_name: dict[str, dict[str, NetworkFile]] = {kind: {} for kind in KINDS}
         self._duplicates: dict[str, list[NetworkFile]] = {kind: [] for kind in KINDS}
@@ -107,9 +119,12 @@ class NetworkCatalog:
             duplicates: list[NetworkFile] = []
             for f in files:
                 if f.name in by_name:
+                    # Same stem as an earlier file: listed too, under its file name (relative to its
+                    # folder), so prompts can tell them apart.
+                    f = NetworkFile(kind=f.kind, name=_relative_name(f.path, self.folders[k]), path=f.path,
+                                    preview=f.preview)
                     duplicates.append(f)
-                else:
-                    by_name[f.name] = f
+                by_name.setdefault(f.name, f)
             self._by_name[k] = by_name
             self._duplicates[k] = duplicates
             self._files[k] = sorted(by_name.values(), key=lambda f: (f.name.lower(), f.name))
@@ -133,7 +148,7 @@ class NetworkCatalog:
         return set(self._by_name[self._check(kind)])
 
     def duplicates(self, kind: str) -> list[NetworkFile]:
-        """Files hidden because an earlier file has the same stem."""
+        """Files whose stem an earlier file has: listed under their file name instead."""
         return list(self._duplicates[self._check(kind)])
 
     @staticmethod

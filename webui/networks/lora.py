@@ -15,7 +15,7 @@ import logging
 import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,8 +214,13 @@ def _remove_adapter(pipe, adapter: str) -> None:
 
 
 @contextlib.contextmanager
-def applied_loras(pipe, jobs: Sequence[LoraJob]) -> Iterator[AppliedLoras]:
-    """Load ``jobs`` into ``pipe`` for the block, with their strengths; remove them all after."""
+def applied_loras(pipe, jobs: Sequence[LoraJob],
+                  on_refused: Callable[[Path, str], None] | None = None) -> Iterator[AppliedLoras]:
+    """Load ``jobs`` into ``pipe`` for the block, with their strengths; remove them all after.
+
+    ``on_refused(path, reason)`` hears of files that cannot be read at all (not of ones that
+    merely do not fit this model).
+    """
     result = AppliedLoras()
     if not jobs:
         yield result
@@ -231,6 +236,12 @@ def applied_loras(pipe, jobs: Sequence[LoraJob]) -> Iterator[AppliedLoras]:
                 adapter = f"a1111_lora_{index}"
                 try:
                     state = read_lora(job.path)
+                except CheckpointError as e:
+                    if on_refused is not None:
+                        on_refused(job.path, str(e))
+                    result.notes.append(f"LoRA {job.name}: skipped {job.path.name} ({_reason(e)})")
+                    continue
+                try:
                     pipe.load_lora_weights(state, adapter_name=adapter)
                 except Exception as e:  # garbage, wrong model family, wrong shapes
                     _remove_adapter(pipe, adapter)

@@ -96,7 +96,8 @@ def embedding_hash(path: Path, hashes: HashCache) -> str:
 
 
 def _word_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])", re.IGNORECASE)
+    # A whole word: "x" matches in "an x, a y" but not in "x.safetensors" (another file's name).
+    return re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w]|\.\w)", re.IGNORECASE)
 
 
 def mentioned(name: str, texts: Sequence[str]) -> bool:
