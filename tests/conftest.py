@@ -10,7 +10,6 @@ import ipaddress
 import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 

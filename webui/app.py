@@ -14,6 +14,8 @@ from webui.models.catalog import Catalog
 from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
 from webui.models.hashes import HashCache
 from webui.models.manager import ModelManager
+from webui.models.refusals import RefusedFiles
+from webui.models.startup import startup_candidates
 from webui.models.safe_load import CheckpointError
 from webui.networks.catalog import NetworkCatalog, default_folders
 from webui.request import GenerationRequest
@@ -33,12 +35,13 @@ class Studio:
         if not cmd.no_demo_model:
             ensure_demo_checkpoint(self.paths.ckpt_dir)
         self.paths.vae_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.paths.ckpt_dir, self.paths.vae_dir, self.hashes)
+        self.refused = RefusedFiles(self.paths.data_dir / "refused.json")
+        self.catalog = Catalog(self.paths.ckpt_dir, self.paths.vae_dir, self.hashes, self.refused)
         self.styles = StyleDatabase(self.paths.data_dir / "styles.csv")
         network_folders = default_folders(self.paths.data_dir)
         for folders in network_folders.values():
             folders[0].mkdir(parents=True, exist_ok=True)
-        self.networks = NetworkCatalog(network_folders, self.hashes)
+        self.networks = NetworkCatalog(network_folders, self.hashes, self.refused)
         offload = "sequential" if cmd.lowvram else "model" if cmd.medvram else None
         self.manager = ModelManager(
             self.catalog, device=cmd.device, half=not cmd.no_half, offload=offload,
@@ -69,11 +72,11 @@ class Studio:
         self.queue.stop(timeout=10)
 
     def load_initial_model(self) -> None:
-        """--ckpt, else the saved choice, else the first checkpoint that loads."""
+        """--ckpt, else the saved choice, else the best candidate that loads (see startup.py)."""
         wanted = [str(self.cmd.ckpt)] if self.cmd.ckpt else []
         if self.options.sd_model_checkpoint:
             wanted.append(self.options.sd_model_checkpoint)
-        wanted += [f.title for f in self.catalog.checkpoints]
+        wanted += [f.title for f in startup_candidates(self.catalog)]
         for title in wanted:
             try:
                 model = self.manager.load(title, self.options.sd_vae)

@@ -18,7 +18,6 @@ from pathlib import Path
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-_NUMBERED = re.compile(r"^(\d+)-")
 _lock = threading.Lock()
 
 
@@ -26,10 +25,12 @@ def dated_folder(base: Path, per_day: bool = True) -> Path:
     return Path(base) / dt.date.today().isoformat() if per_day else Path(base)
 
 
-def _next_number(folder: Path) -> int:
+def _next_number(folder: Path, prefix: str = "") -> int:
+    """One more than the highest ``<prefix><number>-`` in the folder (A1111's sequence number)."""
+    numbered = re.compile(re.escape(prefix) + r"(\d+)-")
     highest = -1
     for entry in os.scandir(folder):
-        if m := _NUMBERED.match(entry.name):
+        if m := numbered.match(entry.name):
             highest = max(highest, int(m.group(1)))
     return highest + 1
 
@@ -54,7 +55,7 @@ def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str |
     try:
         _png_bytes_to(tmp, image, infotext)
         with _lock:
-            number = _next_number(folder)
+            number = _next_number(folder, prefix)
             while True:
                 final = folder / f"{prefix}{number:05d}-{stem_suffix}.png"
                 try:
@@ -77,5 +78,7 @@ def make_grid(images: list[Image.Image], rows: int | None = None) -> Image.Image
     w, h = images[0].size
     grid = Image.new("RGB", (cols * w, rows * h), "black")
     for i, image in enumerate(images):
+        if image.size != (w, h):  # e.g. the first-pass image of a batch interrupted during hires fix
+            image = image.resize((w, h), Image.Resampling.LANCZOS)
         grid.paste(image, ((i % cols) * w, (i // cols) * h))
     return grid

@@ -124,6 +124,13 @@ OPTIONS: dict[str, OptionInfo] = {
                                                     minimum=0.0, maximum=10.0),
     "sdxl_refiner_low_aesthetic_score": OptionInfo(2.5, "SDXL refiner: aesthetic score of the negative prompt", "Stable Diffusion",
                                                    float, minimum=0.0, maximum=10.0),
+    "lora_show_all": OptionInfo(
+        True, "Show networks made for another model version (dimmed); off: hide them", "Extra Networks", bool,
+    ),
+    "lora_hide_unknown_for_versions": OptionInfo(
+        (), "Hide networks of unknown version while a model of these versions is loaded", "Extra Networks", list,
+        choices=("SD1", "SD2", "SDXL"),
+    ),
     "outdir_samples": OptionInfo("", "Output folder for all images (overrides the two below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),
@@ -242,20 +249,33 @@ class Options:
                 if not isinstance(value, bool):
                     raise TypeError
                 return value
+            if info.kind is list:
+                return self._validate_list(key, info, value)
             if info.kind is int and isinstance(value, float) and not value.is_integer():
                 raise TypeError
             if info.kind in (int, float) and isinstance(value, bool):
                 raise TypeError
             coerced = info.kind(value)
+        except OptionError:
+            raise
         except (TypeError, ValueError):
             raise OptionError(f"option {key}: expected {info.kind.__name__}, got {value!r}") from None
         if info.minimum is not None and coerced < info.minimum:
             raise OptionError(f"option {key}: {coerced} is below the minimum {info.minimum}")
         if info.maximum is not None and coerced > info.maximum:
             raise OptionError(f"option {key}: {coerced} is above the maximum {info.maximum}")
-        if info.choices is not None and coerced not in info.choices:
+        if info.choices is not None and info.kind is not list and coerced not in info.choices:
             raise OptionError(f"option {key}: {coerced!r} is not one of {list(info.choices)}")
         return coerced
+
+    @staticmethod
+    def _validate_list(key: str, info: OptionInfo, value: Any) -> list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise TypeError
+        unknown = [v for v in value if info.choices is not None and v not in info.choices]
+        if unknown:
+            raise OptionError(f"option {key}: {unknown!r} not among {list(info.choices or ())}")
+        return list(value)
 
     def _save(self) -> None:
         with self._lock:

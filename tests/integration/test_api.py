@@ -135,7 +135,7 @@ def test_full_a1111_payload_is_accepted_with_notes(live_server):
         "do_not_save_grid": False, "eta": 0, "denoising_strength": 0.7, "s_min_uncond": 0, "s_churn": 0.5,
         "s_tmax": None, "s_tmin": 0, "s_noise": 1, "override_settings": {"CLIP_stop_at_last_layers": 2,
                                                                           "token_merging_ratio": 0.5},
-        "override_settings_restore_afterwards": True, "refiner_checkpoint": "refiner.safetensors",
+        "override_settings_restore_afterwards": True, "refiner_checkpoint": "sdxl-base.safetensors",
         "refiner_switch_at": 0.8, "disable_extra_networks": False, "firstpass_image": None, "comments": {},
         "enable_hr": True, "firstphase_width": 0, "firstphase_height": 0, "hr_scale": 2, "hr_upscaler": "Latent",
         "hr_second_pass_steps": 0, "hr_resize_x": 0, "hr_resize_y": 0, "hr_checkpoint_name": None,
@@ -150,12 +150,14 @@ def test_full_a1111_payload_is_accepted_with_notes(live_server):
     body = response.json()
     info = json.loads(body["info"])
     notes = " | ".join(info["notes"])
-    for expected in ("hires", "face restoration", "refiner", "ADetailer", "s_churn",
-                     "token_merging_ratio", "some_extension_field"):
+    for expected in ("face restoration", "ADetailer", "s_churn", "token_merging_ratio", "some_extension_field"):
         assert expected in notes, (expected, notes)
+    assert "hires" not in notes.lower() and "refiner" not in notes.lower()  # both are built now
     assert info["clip_skip"] == 2
-    params = parse_infotext(decode(body["images"][0]).info["parameters"])
+    image = decode(body["images"][0])
+    params = parse_infotext(image.info["parameters"])
     assert params["Sampler"] == "Euler a" and params["Clip skip"] == 2
+    assert image.size == (128, 128) and params["Hires upscale"] == 2 and params["Size"] == "64x64"
     assert body["parameters"]["enable_hr"] is True  # echoed as received
 
 

@@ -64,11 +64,12 @@ class BatchRunner:
         seeds, subseeds = plan.batch(iteration)
         finished: _Finished | None = None
         committed = current = BatchFacts()  # what the finished passes did / what has run so far
+        context: StageContext | None = None  # the stage that ran last
         steps_before = 0
         for index, pass_plan in enumerate(plan.passes):
             stages = plan.stages_of(index)
             first_model = self.model_for(stages[0])
-            start = None if finished is None else self._enlarge(finished, pass_plan, context)
+            start = None if finished is None or context is None else self._enlarge(finished, pass_plan, context)
             run = start_run(
                 configs.scheduler_config(first_model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
                 seeds, device=first_model.pipe.unet.device, eta=plan.request.eta,
@@ -96,7 +97,7 @@ class BatchRunner:
             steps_before += pass_plan.run_steps
             finished = _Finished(latents, model)
             committed = current = replace(current, hires=index > 0)
-        assert finished is not None
+        assert finished is not None and context is not None
         return BatchOutcome(self._final(finished, context), committed, stopped=False)
 
     # --- pieces --------------------------------------------------------------------------------

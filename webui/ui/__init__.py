@@ -7,20 +7,22 @@ not in ``Blocks()``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gradio as gr
 
 from webui.ui import extra_networks, styles_ui, token_counter
 from webui.ui.extra_networks import ExtraNetworksPanel
+from webui.ui.protocol import StudioView
 from webui.ui.settings_tab import SettingsTab, build_settings_tab, checkpoint_choices
 from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab, output_folders
 
 # A1111's look where it matters to its users: a tall Generate button beside the prompts, the
 # progress bar over the result area, compact tool buttons.
 CSS = """
-#txt2img_generate, #txt2img_interrupt, #txt2img_skip { min-height: 5.5em; font-size: 1.1em; }
-#txt2img_generate { min-height: 7.2em; }
+.sd-generate, .sd-stop { min-height: 5.5em; font-size: 1.1em; }
+.sd-generate { min-height: 7.2em; }
 .tool-button { max-width: 2.8em; min-width: 2.8em !important; height: 2.6em; align-self: end; padding: 0; }
 #quicksettings { align-items: end; gap: 0.5em; }
 #quicksettings > div { flex-grow: 0; }
@@ -31,27 +33,37 @@ CSS = """
 .sd-progress-text { position: relative; padding: 0 0.6em; line-height: 1.6em; font-size: 0.9em; }
 .sd-error { color: #e03c3c; white-space: pre-wrap; }
 .sd-timings { font-size: 0.85em; opacity: 0.8; }
-#txt2img_tools { gap: 0.4em; }
+.sd-tools { gap: 0.4em; }
+.sd-warnings { color: #b7791f; font-size: 0.9em; margin-bottom: 0.4em; }
+.sd-warnings ul { margin: 0.2em 0 0 1.2em; }
+#model_notice_row { align-items: center; }
 """ + token_counter.CSS + styles_ui.CSS + extra_networks.CSS
 
 
-def _notice_update(studio: Any, error: str | None = None) -> dict:
+log = logging.getLogger(__name__)
+
+
+def _notice_update(studio: StudioView, error: str | None = None) -> dict:
     text = error or studio.model_notice()
     return gr.update(value=f"⚠️ {text}" if text else "", visible=bool(text))
 
 
-def _build_top_bar(studio: Any) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
+def _build_top_bar(studio: StudioView) -> tuple[gr.Dropdown, gr.Button, gr.Markdown]:
     choices, active = checkpoint_choices(studio)
     with gr.Row(elem_id="quicksettings"):
         checkpoint = gr.Dropdown(choices=choices, value=active, label="Stable Diffusion checkpoint",
                                  elem_id="setting_sd_model_checkpoint", min_width=380, scale=0)
         refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id="refresh_sd_model_checkpoint",
                             scale=0, min_width=40)
-    notice = gr.Markdown(visible=False, elem_id="model_notice")
+    with gr.Row(elem_id="model_notice_row"):
+        notice = gr.Markdown(visible=False, elem_id="model_notice")
+        dismiss = gr.Button("✕", elem_classes=["tool-button"], elem_id="model_notice_dismiss", scale=0, min_width=40)
+    # The notice stays until it is dismissed or the next switch or refresh replaces it.
+    dismiss.click(lambda: gr.update(value="", visible=False), outputs=notice, api_visibility="private", queue=False)
     return checkpoint, refresh, notice
 
 
-def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh: gr.Button,
+def _wire_top_bar(studio: StudioView, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh: gr.Button,
                   notice: gr.Markdown, settings: SettingsTab, networks: ExtraNetworksPanel) -> None:
     # Both checkpoint dropdowns (top bar, Settings tab) always show the active model, so an Apply
     # in Settings never switches back to a model chosen before a top-bar switch.
@@ -67,6 +79,7 @@ def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh
         try:
             studio.options.update({"sd_model_checkpoint": title})
         except Exception as e:  # the old model stays loaded; say why and show it again
+            log.error("could not load %s: %s", title, e)
             return shown(f"Could not load {title}: {e}")
         return shown()
 
@@ -90,7 +103,7 @@ def _wire_top_bar(studio: Any, demo: gr.Blocks, checkpoint: gr.Dropdown, refresh
                                     concurrency_id="model_switch", concurrency_limit=1, show_progress="minimal")
 
 
-def build_ui(studio: Any) -> tuple[gr.Blocks, dict[str, Any]]:
+def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         checkpoint, refresh, notice = _build_top_bar(studio)
         with gr.Tabs(elem_id="tabs"):

@@ -25,15 +25,18 @@ import gradio as gr
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
+from webui.ui.network_cards import PREVIEW_SUFFIXES, Card, cards, checkpoint_preview
+from webui.ui.protocol import StudioView
+
 CARD_LIMIT = 200
+_BADGES = {"refused": "⛔", "incompatible": "🚫"}
 PREVIEW_ROUTE = "/extra-networks/preview"
-PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # (tab key, label, icon shown on cards without a preview)
 TABS = (("checkpoint", "Checkpoints", "🧠"), ("embedding", "Textual Inversion", "🔤"),
         ("lora", "Lora", "🧩"), ("hypernetwork", "Hypernetworks", "🕸️"))
 
 CSS = """
-#txt2img_extra_networks_panel { margin-top: 0.5em; }
+.sd-en-panel { margin-top: 0.5em; }
 .sd-en-bar { align-items: center; gap: 0.5em; }
 .sd-en-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(9.5em, 1fr)); gap: 0.6em;
   max-height: 34em; overflow-y: auto; padding: 0.2em; }
@@ -52,6 +55,9 @@ CSS = """
   text-shadow: 0 1px 2px #000; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;
   overflow: hidden; }
 .sd-en-empty, .sd-en-more { padding: 0.6em 0.2em; opacity: 0.75; font-size: 0.9em; }
+.sd-en-card.incompatible { opacity: 0.45; filter: grayscale(0.7); }
+.sd-en-card.refused { opacity: 0.6; cursor: not-allowed; border-color: #e03c3c; }
+.sd-en-badge { position: absolute; top: 0.3em; right: 0.4em; font-size: 1.2em; text-shadow: 0 1px 2px #000; }
 """
 
 # Runs once per tab's HTML block: card clicks edit the prompt boxes in place (and dispatch "input"
@@ -59,18 +65,22 @@ CSS = """
 CARDS_JS = """
 if (!window.sdExtraNetworksFocus) {
   window.sdExtraNetworksFocus = true;
-  window.sdActivePrompt = 'prompt';
+  window.sdActivePrompt = {};  // tab → 'prompt' | 'neg', the prompt box focused last
   document.addEventListener('focusin', (e) => {
-    if (e.target.closest('#txt2img_neg_prompt')) window.sdActivePrompt = 'neg';
-    else if (e.target.closest('#txt2img_prompt')) window.sdActivePrompt = 'prompt';
+    const box = e.target.closest('[id$="_neg_prompt"], [id$="_prompt"]');
+    if (!box) return;
+    const neg = box.id.endsWith('_neg_prompt');
+    window.sdActivePrompt[box.id.replace(neg ? /_neg_prompt$/ : /_prompt$/, '')] = neg ? 'neg' : 'prompt';
   });
 }
 element.addEventListener('click', (e) => {
   const card = e.target.closest('.sd-en-card');
-  if (!card) return;
+  if (!card || card.classList.contains('refused')) return;
   if (card.dataset.kind === 'checkpoint') { trigger('click', {title: card.dataset.title}); return; }
-  const neg = card.dataset.kind === 'embedding' && window.sdActivePrompt === 'neg';
-  const box = document.querySelector(neg ? '#txt2img_neg_prompt textarea' : '#txt2img_prompt textarea');
+  const panel = element.closest('[id$="_extra_networks_panel"]');
+  const tab = panel ? panel.id.replace(/_extra_networks_panel$/, '') : 'txt2img';
+  const neg = card.dataset.kind === 'embedding' && window.sdActivePrompt[tab] === 'neg';
+  const box = document.querySelector(neg ? `#${tab}_neg_prompt textarea` : `#${tab}_prompt textarea`);
   if (!box) return;
   const text = card.dataset.text;
   const at = box.value.indexOf(text);
@@ -86,27 +96,8 @@ element.addEventListener('click', (e) => {
 
 
 @dataclass
-class Card:
-    kind: str
-    name: str
-    text: str  # what a click adds to the prompt ("" for checkpoints)
-    search: str  # lower-case text the search box matches
-    preview: str | None = None  # URL
-    title: str = ""  # hover text; the checkpoint title for checkpoint cards
-    active: bool = False
-
-
-@dataclass
 class ExtraNetworksPanel:
     checkpoint_cards: gr.HTML  # .click carries ``evt.title`` of the checkpoint card clicked
-
-
-def prompt_text(kind: str, name: str) -> str:
-    if kind == "lora":
-        return f"<lora:{name}:1>"
-    if kind == "hypernetwork":
-        return f"<hypernet:{name}:1>"
-    return name  # an embedding is used by its name
 
 
 def _preview_url(kind: str, name: str, path: Path | None) -> str | None:
@@ -120,28 +111,7 @@ def _preview_url(kind: str, name: str, path: Path | None) -> str | None:
     return f"{PREVIEW_ROUTE}?{query}"
 
 
-def checkpoint_preview(path: Path) -> Path | None:
-    """``<stem>.<ext>`` or ``<stem>.preview.<ext>`` beside a checkpoint, as A1111 looks for them."""
-    stem = path.with_suffix("")
-    for pattern in ("{}{}", "{}.preview{}"):
-        for ext in PREVIEW_SUFFIXES:
-            candidate = Path(pattern.format(stem, ext))
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def cards(studio: Any, kind: str) -> list[Card]:
-    if kind == "checkpoint":
-        active = studio.manager.active
-        active_path = active.file.path if active is not None else None
-        return [Card("checkpoint", f.model_name, "", f"{f.name} {f.title}".lower(), None, f.title, f.path == active_path)
-                for f in studio.catalog.checkpoints]
-    return [Card(kind, f.name, prompt_text(kind, f.name), f"{f.name} {f.path.as_posix()}".lower(), None,
-                 str(f.name)) for f in studio.networks.list(kind)]
-
-
-def _with_preview(studio: Any, card: Card) -> Card:
+def _with_preview(studio: StudioView, card: Card) -> Card:
     if card.kind == "checkpoint":
         found = studio.catalog.find_checkpoint(card.title)
         path = checkpoint_preview(found.path) if found is not None else None
@@ -152,10 +122,10 @@ def _with_preview(studio: Any, card: Card) -> Card:
     return card
 
 
-def render(studio: Any, kind: str, search: str = "") -> str:
+def render(studio: StudioView, kind: str, search: str = "") -> str:
     """The HTML grid of one tab: the first ``CARD_LIMIT`` cards matching every word of ``search``."""
     words = (search or "").lower().split()
-    matching = [c for c in cards(studio, kind) if all(w in c.search for w in words)]
+    matching = [c for c in cards(studio, kind) if all(w in c.search for w in words) and not c.hidden]
     icon = next(i for k, _, i in TABS if k == kind)
     if not matching:
         what = "matches the search" if words else "found: add files to its folder and press 🔄"
@@ -165,11 +135,16 @@ def render(studio: Any, kind: str, search: str = "") -> str:
         _with_preview(studio, card)
         image = (f'<img loading="lazy" alt="" src="{html.escape(card.preview)}">' if card.preview
                  else f'<div class="sd-en-noimg">{icon}</div>')
+        classes = " ".join(["sd-en-card", *(["active"] if card.active else []), *([card.state] if card.state else [])])
+        badge = f'<div class="sd-en-badge">{_BADGES[card.state]}</div>' if card.state else ""
+        hover = card.title or card.name
+        if card.note:
+            hover = f"{hover}\n{card.note}"
         parts.append(
-            f'<div class="sd-en-card{" active" if card.active else ""}" data-kind="{card.kind}" '
+            f'<div class="{classes}" data-kind="{card.kind}" '
             f'data-name="{html.escape(card.name)}" data-text="{html.escape(card.text)}" '
-            f'data-title="{html.escape(card.title)}" title="{html.escape(card.title or card.name)}">'
-            f'{image}<div class="sd-en-name">{_breakable(card.name)}</div></div>'
+            f'data-title="{html.escape(card.title)}" title="{html.escape(hover)}">'
+            f'{image}{badge}<div class="sd-en-name">{_breakable(card.name)}</div></div>'
         )
     parts.append("</div>")
     if len(matching) > CARD_LIMIT:
@@ -185,28 +160,28 @@ def _breakable(name: str) -> str:
     return escaped
 
 
-def refresh(studio: Any, kind: str) -> None:
+def refresh(studio: StudioView, kind: str) -> None:
     if kind == "checkpoint":
         studio.refresh_checkpoints()
     else:
         studio.networks.refresh(kind)
 
 
-def build_extra_networks(studio: Any, toggle: gr.Button) -> ExtraNetworksPanel:
+def build_extra_networks(studio: StudioView, toggle: gr.Button, tab: str = "txt2img") -> ExtraNetworksPanel:
     """The (hidden) panel; ``toggle`` opens and closes it. Call where the panel should appear."""
     private: dict[str, Any] = {"api_visibility": "private", "queue": False}
     grids: dict[str, gr.HTML] = {}
     searches: dict[str, gr.Textbox] = {}
-    with gr.Column(visible=False, elem_id="txt2img_extra_networks_panel") as panel:
-        with gr.Tabs(elem_id="txt2img_extra_tabs"):
+    with gr.Column(visible=False, elem_id=f"{tab}_extra_networks_panel", elem_classes=["sd-en-panel"]) as panel:
+        with gr.Tabs(elem_id=f"{tab}_extra_tabs"):
             for kind, label, _icon in TABS:
-                with gr.Tab(label, id=f"txt2img_extra_{kind}", elem_id=f"txt2img_extra_tab_{kind}"):
+                with gr.Tab(label, id=f"{tab}_extra_{kind}", elem_id=f"{tab}_extra_tab_{kind}"):
                     with gr.Row(elem_classes=["sd-en-bar"]):
                         search = gr.Textbox(show_label=False, placeholder="Search...", scale=1, container=False,
-                                            elem_id=f"txt2img_extra_{kind}_search")
+                                            elem_id=f"{tab}_extra_{kind}_search")
                         button = gr.Button("🔄", elem_classes=["tool-button"], scale=0, min_width=40,
-                                           elem_id=f"txt2img_extra_{kind}_refresh")
-                    grid = gr.HTML("", elem_id=f"txt2img_extra_{kind}_cards", js_on_load=CARDS_JS)
+                                           elem_id=f"{tab}_extra_{kind}_refresh")
+                    grid = gr.HTML("", elem_id=f"{tab}_extra_{kind}_cards", js_on_load=CARDS_JS)
                 grids[kind], searches[kind] = grid, search
                 search.change(lambda text, k=kind: render(studio, k, text), inputs=search, outputs=grid,
                              trigger_mode="always_last", show_progress="hidden", **private)
@@ -223,7 +198,7 @@ def build_extra_networks(studio: Any, toggle: gr.Button) -> ExtraNetworksPanel:
     return ExtraNetworksPanel(checkpoint_cards=grids["checkpoint"])
 
 
-def preview_router(studio: Any) -> APIRouter:
+def preview_router(studio: StudioView) -> APIRouter:
     """GET /extra-networks/preview?kind=lora&name=x: the preview image found through the catalog."""
     router = APIRouter(include_in_schema=False)
 

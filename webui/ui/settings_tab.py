@@ -7,6 +7,7 @@ runs listeners (a checkpoint switch) and persists config.json.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,40 +16,47 @@ import gradio as gr
 from webui import samplers
 from webui.models.manager import VAE_AUTOMATIC, VAE_NONE
 from webui.settings import OPTIONS, OptionInfo
+from webui.ui.protocol import StudioView
+
+log = logging.getLogger(__name__)
 
 # Options shown as dropdowns of names known elsewhere rather than free text.
 _CHECKPOINT, _VAE, _SAMPLER = "sd_model_checkpoint", "sd_vae", "txt2img_default_sampler"
 
 
-def checkpoint_choices(studio: Any) -> tuple[list[str], str | None]:
-    """Catalog titles, and the title of the active model (or None) as the selected value.
+def checkpoint_choices(studio: StudioView) -> tuple[list[tuple[str, str]], str | None]:
+    """(label, title) per checkpoint, and the title of the active model (or None) as the value.
 
-    The value is taken from the catalog list itself, so a dropdown never holds a value missing
-    from its choices (the active title may have gained its hash since the option was stored).
+    A file that was refused (a pickle asking for code, a truncated file) is labelled with ⛔ and
+    the reason. The value is taken from the catalog list itself, so a dropdown never holds a value
+    missing from its choices (the active title may have gained its hash since it was stored).
     """
     files = studio.catalog.checkpoints
-    choices = [f.title for f in files]
+    choices = []
+    for f in files:
+        refused = studio.catalog.refused.reason(f.path)
+        choices.append((f"⛔ {f.title} — refused: {refused}" if refused else f.title, f.title))
     active = studio.manager.active
     if active is None:
         return choices, None
     match = next((f.title for f in files if f.path == active.file.path), None)
     if match is None:  # loaded, then deleted from disk: still show what is active
-        choices.append(active.file.title)
+        choices.append((active.file.title, active.file.title))
         match = active.file.title
     return choices, match
 
 
-def vae_choices(studio: Any) -> list[str]:
+def vae_choices(studio: StudioView) -> list[str]:
     return [VAE_AUTOMATIC, VAE_NONE, *(f.title for f in studio.catalog.vaes)]
 
 
-def _component(key: str, info: OptionInfo, studio: Any) -> gr.components.Component:
+def _component(key: str, info: OptionInfo, studio: StudioView) -> gr.components.Component:
     component = _make_component(key, info, studio)
     component.elem_id = f"settings_{key}"  # stable hooks for tests and user CSS
     return component
 
 
-def _make_component(key: str, info: OptionInfo, studio: Any) -> gr.components.Component:
+def _make_component(key: str, info: OptionInfo, studio: StudioView) -> gr.components.Component:
     label = info.label
     if key == _CHECKPOINT:
         choices, value = checkpoint_choices(studio)
@@ -61,6 +69,8 @@ def _make_component(key: str, info: OptionInfo, studio: Any) -> gr.components.Co
         # An alias typed into config.json by hand stays selectable rather than failing the page.
         return gr.Dropdown(choices=names, value=studio.options.get(key), label=label, allow_custom_value=True)
     value = studio.options.get(key)
+    if info.kind is list:
+        return gr.CheckboxGroup(choices=list(info.choices or ()), value=list(value), label=label)
     if info.choices is not None:
         return gr.Dropdown(choices=list(info.choices), value=value, label=label)
     if info.kind is bool:
@@ -75,7 +85,7 @@ def _make_component(key: str, info: OptionInfo, studio: Any) -> gr.components.Co
     return gr.Textbox(value=value, label=label, lines=1)
 
 
-def _current_values(studio: Any) -> list[Any]:
+def _current_values(studio: StudioView) -> list[Any]:
     """What the controls should show now (also after changes made through the REST API)."""
     values = []
     for key in OPTIONS:
@@ -89,7 +99,7 @@ def _current_values(studio: Any) -> list[Any]:
     return values
 
 
-def _changes(studio: Any, values: tuple[Any, ...]) -> dict[str, Any]:
+def _changes(studio: StudioView, values: tuple[Any, ...]) -> dict[str, Any]:
     """Only what differs from the stored options, so apply never reloads the same model."""
     changes: dict[str, Any] = {}
     for (key, info), value in zip(OPTIONS.items(), values):
@@ -102,7 +112,8 @@ def _changes(studio: Any, values: tuple[Any, ...]) -> dict[str, Any]:
             chosen = studio.catalog.find_checkpoint(str(value))
             if active is not None and chosen is not None and chosen.path == active.file.path:
                 continue
-        if studio.options.get(key) != value:
+        current = studio.options.get(key)
+        if (list(current) if info.kind is list else current) != value:
             changes[key] = value
     return changes
 
@@ -115,7 +126,7 @@ class SettingsTab:
     applied: Any  # the Apply event, for chaining a top-bar refresh with .then()
 
 
-def build_settings_tab(studio: Any, demo: gr.Blocks, tab: gr.Tab) -> SettingsTab:
+def build_settings_tab(studio: StudioView, demo: gr.Blocks, tab: gr.Tab) -> SettingsTab:
     with gr.Row():
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_apply", scale=0, min_width=200)
         result = gr.Markdown("", elem_id="settings_result")
@@ -133,6 +144,7 @@ def build_settings_tab(studio: Any, demo: gr.Blocks, tab: gr.Tab) -> SettingsTab
         try:
             changed = studio.options.update(_changes(studio, values))
         except Exception as e:  # OptionError, CheckpointError or a load failure: show, never crash
+            log.error("settings not applied: %s", e)
             return f"❌ {e}"
         return f"{len(changed)} settings changed" + (f": {', '.join(changed)}." if changed else ".")
 

@@ -14,10 +14,11 @@ from typing import Any
 import gradio as gr
 
 from webui.styles import StyleError
+from webui.ui.protocol import StudioView
 
 CSS = """
-#txt2img_styles_row { align-items: end; gap: 0.4em; }
-#txt2img_style_save_row { align-items: end; gap: 0.4em; }
+.sd-styles-row { align-items: end; gap: 0.4em; }
+.sd-style-save-row { align-items: end; gap: 0.4em; }
 .sd-style-message { font-size: 0.85em; }
 """
 
@@ -29,21 +30,22 @@ class StylesControls:
     save: gr.Button
 
 
-def build_styles(studio: Any, demo: gr.Blocks, prompt: gr.Textbox, negative: gr.Textbox, tools: gr.Row) -> StylesControls:
+def build_styles(studio: StudioView, demo: gr.Blocks, prompt: gr.Textbox, negative: gr.Textbox, tools: gr.Row,
+                 tab: str = "txt2img") -> StylesControls:
     """Create the controls: the 📋 and 💾 buttons inside ``tools`` (a row of tool buttons), then the
     Styles dropdown row and the (hidden) save row in the current column."""
     private: dict[str, Any] = {"api_visibility": "private", "queue": False}
     with tools:
-        apply = gr.Button("📋", elem_classes=["tool-button"], elem_id="txt2img_style_apply", scale=0, min_width=40)
-        save = gr.Button("💾", elem_classes=["tool-button"], elem_id="txt2img_style_create", scale=0, min_width=40)
-    with gr.Row(elem_id="txt2img_styles_row"):
+        apply = gr.Button("📋", elem_classes=["tool-button"], elem_id=f"{tab}_style_apply", scale=0, min_width=40)
+        save = gr.Button("💾", elem_classes=["tool-button"], elem_id=f"{tab}_style_create", scale=0, min_width=40)
+    with gr.Row(elem_id=f"{tab}_styles_row", elem_classes=["sd-styles-row"]):
         dropdown = gr.Dropdown(choices=studio.styles.names(), value=[], multiselect=True, label="Styles",
-                               elem_id="txt2img_styles", scale=1, min_width=120)
-        refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id="txt2img_styles_refresh", scale=0, min_width=40)
-    with gr.Row(elem_id="txt2img_style_save_row", visible=False) as save_row:
-        name = gr.Textbox(label="Style name", elem_id="txt2img_style_name", scale=1, min_width=100,
+                               elem_id=f"{tab}_styles", scale=1, min_width=120)
+        refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id=f"{tab}_styles_refresh", scale=0, min_width=40)
+    with gr.Row(elem_id=f"{tab}_style_save_row", elem_classes=["sd-style-save-row"], visible=False) as save_row:
+        name = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=1, min_width=100,
                           placeholder="new name, or an existing one to replace")
-        confirm = gr.Button("Save", elem_id="txt2img_style_save", scale=0, min_width=60, size="sm")
+        confirm = gr.Button("Save", elem_id=f"{tab}_style_save", scale=0, min_width=60, size="sm")
     message = gr.HTML("", elem_classes=["sd-style-message"], js_on_load=None)
 
     def choices(selected: list[str] | None = None) -> dict:

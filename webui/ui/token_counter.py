@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 import gradio as gr
+
+from webui.ui.protocol import StudioView
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def counter_html(used: int, limit: int) -> str:
     return f"<span>{used}/{limit}</span>"
 
 
-def add_token_counter(studio: Any, box: gr.Textbox, elem_id: str) -> gr.HTML:
+def add_token_counter(studio: StudioView, box: gr.Textbox, elem_id: str) -> gr.HTML:
     """An HTML counter after ``box`` (both inside a ``.sd-prompt-wrap`` column), updated on change."""
     counter = gr.HTML(counter_html(0, 75), elem_id=elem_id, elem_classes=["sd-token-counter"], js_on_load=None)
 
