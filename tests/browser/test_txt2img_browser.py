@@ -91,3 +91,44 @@ def test_bad_combination_shows_error_in_page(page) -> None:
     error.wait_for(timeout=30_000)
     assert "Karras" in error.inner_text()
     page.locator("#txt2img_generate").wait_for(state="visible")
+
+
+def _open(page, elem_id: str) -> None:
+    """Open a Gradio accordion by clicking its header."""
+    page.locator(f"#{elem_id} button.label-wrap, #{elem_id} .label-wrap").first.click()
+
+
+def _choose(page, elem_id: str, choice: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=choice).first.click()
+
+
+def test_hires_fix_refiner_and_warnings_from_the_page(page, live_server) -> None:
+    page.locator("#txt2img_prompt textarea").fill("a stone tower <lora:missing-one:1>")
+    for elem_id, value in (("txt2img_width", 64), ("txt2img_height", 64), ("txt2img_steps", 4)):
+        _set_number(page, elem_id, value)
+    page.locator("#txt2img_seed input").first.fill("321")
+
+    _open(page, "txt2img_hr")
+    page.locator("#txt2img_enable_hr input").check()
+    page.wait_for_function("() => (document.querySelector('#txt2img_hires_summary')?.innerText || '').includes('128x128')")
+    _open(page, "txt2img_refiner")
+    _choose(page, "txt2img_refiner_checkpoint", "sdxl-base.safetensors")
+    assert page.locator("#txt2img_enable_refiner input").is_checked()  # picking a refiner enables it
+    _set_number(page, "txt2img_refiner_switch_at", 0.5)
+
+    page.locator("#txt2img_generate").click()
+    image = page.locator("#txt2img_gallery img").first
+    image.wait_for(state="visible", timeout=90_000)
+    page.locator("#txt2img_generate").wait_for(state="visible")
+    page.screenshot(path=str(SCREENSHOT.with_name("ui-hires-refiner.png")), full_page=True)
+
+    src = image.get_attribute("src")
+    response = page.request.get(src if src.startswith("http") else live_server.base_url + src)
+    with Image.open(io.BytesIO(response.body())) as png:
+        assert png.size == (128, 128)
+        parameters = png.info["parameters"]
+    assert "Hires upscale: 2" in parameters and "Size: 64x64" in parameters
+    assert "Refiner: sdxl-base [" in parameters and "Refiner switch at: 0.5" in parameters
+    warning = page.locator("#txt2img_html_log .sd-warnings")
+    assert "Lora not found: missing-one" in warning.inner_text()

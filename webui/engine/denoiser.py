@@ -90,6 +90,9 @@ class Denoiser:
         self.image_conditioning = image_conditioning
         # diffusers' rule: no unconditional pass at CFG ≤ 1, nor for guidance-distilled UNets.
         self.uses_cfg = cfg_scale > 1 and getattr(unet.config, "time_cond_proj_dim", None) is None
+        # The batched conditioning of each distinct set of rows, built on the device once: a
+        # schedule switches rows a few times per job, and a copy to the GPU per step would sync.
+        self._batches: dict[tuple[int, ...], tuple[torch.Tensor, dict[str, torch.Tensor] | None]] = {}
 
     def unet_call(self, stage: StageContext, latents: torch.Tensor, index: int) -> UNetCall:
         run = stage.run
@@ -97,23 +100,32 @@ class Denoiser:
         negative, parts = self.prompts.rows_at(step)
         layout = BatchLayout(self.images, self.uses_cfg, tuple(w for _, w in parts), not self.prompts.is_plain)
         rows = ([negative] if layout.uncond else []) + [row for row, _ in parts]
-        device, dtype = self.unet.device, self.unet.dtype
-        n = self.images
-        embeds = torch.cat([self.prompts.rows.embeds[r:r + 1].expand(n, -1, -1) for r in rows]).to(device, dtype)
+        embeds, added = self._conditioning(tuple(rows), layout.uncond)
         timestep = run.timesteps[index]
         sample = run.scheduler.scale_model_input(torch.cat([latents] * len(rows)), timestep)
         if self.image_conditioning is not None:
             sample = torch.cat([sample, self.image_conditioning.repeat(len(rows), 1, 1, 1)], dim=1)
+        return UNetCall(stage=stage, step=step, index=index, timestep=timestep, sample=sample,
+                        encoder_hidden_states=embeds, layout=layout,
+                        added_cond_kwargs=dict(added) if added is not None else None)
+
+    def _conditioning(self, rows: tuple[int, ...], uncond: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """Embeddings (and SDXL's added conditions) for these rows, each repeated per image."""
+        if rows in self._batches:
+            return self._batches[rows]
+        device, dtype, n = self.unet.device, self.unet.dtype, self.images
+        embeds = torch.cat([self.prompts.rows.embeds[r:r + 1].expand(n, -1, -1) for r in rows]).to(device, dtype)
         added = None
         if self.sizes is not None:
             pooled = self.prompts.rows.pooled
-            ids = ([self.sizes.uncond.expand(n, -1)] if layout.uncond else []) + [self.sizes.cond.expand(n, -1)] * len(parts)
+            conds = len(rows) - int(uncond)
+            ids = ([self.sizes.uncond.expand(n, -1)] if uncond else []) + [self.sizes.cond.expand(n, -1)] * conds
             added = {
                 "text_embeds": torch.cat([pooled[r:r + 1].expand(n, -1) for r in rows]).to(device, dtype),
                 "time_ids": torch.cat(ids).to(device, dtype),
             }
-        return UNetCall(stage=stage, step=step, index=index, timestep=timestep, sample=sample,
-                        encoder_hidden_states=embeds, layout=layout, added_cond_kwargs=added)
+        self._batches[rows] = (embeds, added)
+        return embeds, added
 
     def predict(self, call: UNetCall) -> torch.Tensor:
         output = self.unet(

@@ -46,8 +46,13 @@ def checkpoint_choices(studio: StudioView) -> tuple[list[tuple[str, str]], str |
     return choices, match
 
 
-def vae_choices(studio: StudioView) -> list[str]:
-    return [VAE_AUTOMATIC, VAE_NONE, *(f.title for f in studio.catalog.vaes)]
+def vae_choices(studio: StudioView) -> list[tuple[str, str]]:
+    """(label, value) per VAE choice; a refused file is labelled with ⛔ and the reason."""
+    choices = [(VAE_AUTOMATIC, VAE_AUTOMATIC), (VAE_NONE, VAE_NONE)]
+    for f in studio.catalog.vaes:
+        refused = studio.catalog.refused.reason(f.path)
+        choices.append((f"⛔ {f.title} — refused: {refused}" if refused else f.title, f.title))
+    return choices
 
 
 def _component(key: str, info: OptionInfo, studio: StudioView) -> gr.components.Component:
