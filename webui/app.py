@@ -91,7 +91,7 @@ class Studio:
 
     def model_notice(self) -> str | None:
         """A line for the UI when the active model deserves a warning (demo weights, load error)."""
-        active = self.manager.active
+        active = self.manager.selected
         if active is None:
             return self.load_error or "No checkpoint loaded: add one to models/Stable-diffusion and refresh."
         if is_synthetic(active.file.path):
@@ -113,7 +113,7 @@ class Studio:
         from webui.prompts.encoder import PromptEncoder
         from webui.prompts.parser import strip_comments
 
-        model = self.manager.active
+        model = self.manager.selected
         if model is None:
             return 0, 75
         encoder = PromptEncoder(model.pipe, sdxl=model.spec.is_sdxl, emphasis=self.options.get("emphasis"),

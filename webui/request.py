@@ -12,6 +12,7 @@ from webui.prompts.parser import extract_extra_networks
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
+MAX_SCHEDULE_STEPS = 1000
 LATENT_SCALE = 8
 
 USE_SAME_CHECKPOINT = "Use same checkpoint"
@@ -110,15 +111,23 @@ class GenerationRequest(BaseModel):
             raise ValueError(f"hires fix: unknown upscaler {self.hr_upscaler!r}; "
                              f"available: {', '.join(upscalers.HIRES_UPSCALERS)}")
         self.hr_upscaler = upscaler
-        if self.hr_sampler_name != USE_SAME_SAMPLER or self.hr_scheduler != USE_SAME_SCHEDULER:
-            sampler = self.sampler_name if self.hr_sampler_name == USE_SAME_SAMPLER else self.hr_sampler_name
-            schedule = self.scheduler if self.hr_scheduler == USE_SAME_SCHEDULER else self.hr_scheduler
-            try:
-                spec, _ = samplers.resolve(sampler, schedule)
+        if self.hr_sampler_name != USE_SAME_SAMPLER:
+            found = samplers.split_combined_name(self.hr_sampler_name)
+            if found is None:
+                raise ValueError(f"hires fix: unknown sampler {self.hr_sampler_name!r}")
+            spec, suffix = found
+            self.hr_sampler_name = spec.name
+            if suffix and self.hr_scheduler == USE_SAME_SCHEDULER:
+                self.hr_scheduler = suffix  # "LMS Karras" → LMS + Karras, as for the first pass
+        sampler, schedule = self.hires_sampler
+        if self.hr_scheduler != USE_SAME_SCHEDULER:
+            try:  # a schedule named for the hires pass must work with its sampler
+                samplers.resolve(sampler, schedule)
             except samplers.UnknownSampler as e:
                 raise ValueError(f"hires fix: {e}") from None
-            if self.hr_sampler_name != USE_SAME_SAMPLER:
-                self.hr_sampler_name = spec.name
+        if sampler == "PLMS" and self.hires_steps[1] > 0:
+            raise ValueError("hires fix: PLMS cannot start part-way through its schedule (A1111 does not offer it "
+                             "for img2img either); choose another hires sampler")
         width, height = self.hires_size
         if max(width, height) > MAX_SIZE or min(width, height) < MIN_SIZE:
             raise ValueError(f"hires fix would render {width}x{height}; each side must be {MIN_SIZE} to {MAX_SIZE}")
@@ -141,6 +150,34 @@ class GenerationRequest(BaseModel):
     @property
     def image_count(self) -> int:
         return self.batch_size * self.n_iter
+
+    @property
+    def hires_sampler(self) -> tuple[str, str]:
+        """(sampler, schedule type) of the hires pass: the first pass's unless named (A1111's rule).
+
+        When only the sampler is changed and it cannot run the first pass's schedule type (Euler a
+        with Karras), its own default (Automatic) is used.
+        """
+        sampler = self.sampler_name if self.hr_sampler_name == USE_SAME_SAMPLER else self.hr_sampler_name
+        if self.hr_scheduler != USE_SAME_SCHEDULER:
+            return sampler, self.hr_scheduler
+        try:
+            samplers.resolve(sampler, self.scheduler)
+        except samplers.UnknownSampler:
+            return sampler, "Automatic"
+        return sampler, self.scheduler
+
+    @property
+    def hires_steps(self) -> tuple[int, int]:
+        """(schedule length, first step) of the hires pass, as A1111's ``setup_img2img_steps`` with
+        explicit steps: ``hr_second_pass_steps or steps`` steps run at the end of a schedule of
+        ``int(steps / min(d, 0.999))``; denoising 0 runs none."""
+        wanted = self.hr_second_pass_steps or self.steps
+        if self.denoising_strength <= 0:
+            return wanted, wanted
+        # Capped at the models' 1000 training timesteps (a tiny strength would ask for more).
+        steps = min(MAX_SCHEDULE_STEPS, int(wanted / min(self.denoising_strength, 0.999)))
+        return steps, steps - wanted
 
     @property
     def hires_upscale_to(self) -> tuple[int, int]:

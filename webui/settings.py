@@ -120,6 +120,10 @@ OPTIONS: dict[str, OptionInfo] = {
         "second pass", "With hires fix, the refiner takes over in", "Stable Diffusion", str,
         choices=("first pass", "second pass", "both passes"),
     ),
+    "refiner_switch_by_sample_steps": OptionInfo(
+        False, "Switch to the refiner by sampling steps instead of model timesteps (A1111's old behaviour)",
+        "Stable Diffusion", bool,
+    ),
     "sdxl_refiner_high_aesthetic_score": OptionInfo(6.0, "SDXL refiner: aesthetic score of the prompt", "Stable Diffusion", float,
                                                     minimum=0.0, maximum=10.0),
     "sdxl_refiner_low_aesthetic_score": OptionInfo(2.5, "SDXL refiner: aesthetic score of the negative prompt", "Stable Diffusion",
@@ -159,7 +163,8 @@ class Options:
     def __init__(self, path: Path):
         self._path = Path(path)
         self._lock = threading.RLock()  # guards values and listeners; held only briefly
-        self._write_lock = threading.RLock()  # serialises update(); jobs and readers never take it
+        self._key_locks: dict[str, threading.RLock] = {}  # serialise updates of one key (see update)
+        self._save_lock = threading.Lock()  # one writer of config.json at a time
         self._values: dict[str, Any] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
         self._load()
@@ -212,13 +217,14 @@ class Options:
 
         Listeners run while no lock that readers take is held: a checkpoint listener may wait
         for the running job to finish with the model, and that job (or the progress endpoint)
-        must still be able to read options meanwhile. Writers are serialised among themselves.
+        must still be able to read options meanwhile. Two updates of one key run one after the
+        other; updates of other keys do not wait for them.
         """
         validated = {k: self._validate(k, v) for k, v in changes.items()}
         changed: list[str] = []
-        with self._write_lock:
-            try:
-                for key, value in validated.items():
+        try:
+            for key, value in validated.items():
+                with self._key_lock(key):  # never more than one held: no lock-order deadlock
                     if self.get_or_none(key) == value:
                         continue
                     with self._lock:
@@ -228,11 +234,15 @@ class Options:
                     with self._lock:
                         self._values[key] = value
                     changed.append(key)
-            finally:
-                # What was applied before a refusing listener is in effect, so it is saved too.
-                if changed:
-                    self._save()
+        finally:
+            # What was applied before a refusing listener is in effect, so it is saved too.
+            if changed:
+                self._save()
         return changed
+
+    def _key_lock(self, key: str) -> threading.RLock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.RLock())
 
     def get_or_none(self, key: str) -> Any:
         try:
@@ -278,12 +288,13 @@ class Options:
         return list(value)
 
     def _save(self) -> None:
-        with self._lock:
-            text = json.dumps(self._values, indent=2, sort_keys=True)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".json.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self._path)
+        with self._save_lock:
+            with self._lock:
+                text = json.dumps(self._values, indent=2, sort_keys=True)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".json.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self._path)
 
 
 class OptionsSnapshot(Mapping[str, Any]):

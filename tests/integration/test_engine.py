@@ -182,6 +182,12 @@ def test_hires_prompt_sampler_and_checkpoint_are_used_and_recorded(studio):
     assert params["Model"] == "sd15" and studio.manager.active.file.name == "sd15.safetensors"
 
 
+def test_hires_at_denoising_zero_is_the_enlarged_first_pass(studio):
+    result = generate(studio, enable_hr=True, denoising_strength=0.0, hr_upscaler="Lanczos")
+    assert result.images[0].image.size == (128, 128)
+    assert "Denoising strength: 0," in result.images[0].infotext
+
+
 # --- refiner ---------------------------------------------------------------------------------------
 
 def test_refiner_takes_over_and_both_models_stay_in_ram(studio):
@@ -223,6 +229,31 @@ def test_a_failing_refiner_leaves_the_base_model_active(studio, monkeypatch):
                                              refiner_switch_at=0.5, **SMALL))
     assert job.state is JobState.FAILED and "refiner" in job.error
     assert studio.manager.active.file.name == "sd15.safetensors"
+
+
+def test_refiner_batches_with_no_ram_cache_match_single_images(studio):
+    studio.options.update({"sd_checkpoint_cache": 0})
+    try:
+        batches = generate(studio, steps=4, n_iter=2, refiner_checkpoint="sdxl-refiner.safetensors",
+                           refiner_switch_at=0.5)
+        alone = generate(studio, steps=4, seed=12, refiner_checkpoint="sdxl-refiner.safetensors",
+                         refiner_switch_at=0.5)
+    finally:
+        studio.options.update({"sd_checkpoint_cache": 1})
+    assert np.array_equal(pixels(batches, 1), pixels(alone))  # models re-read per batch, nothing mixed up
+    assert studio.manager.active.file.name == "sd15.safetensors"
+
+
+def test_a_kept_vae_override_stays_and_is_saved(studio):
+    result = generate(studio, override_settings={"sd_vae": "other.vae.safetensors"},
+                      override_settings_restore_afterwards=False)
+    try:
+        assert "VAE: other.vae.safetensors" in result.images[0].infotext
+        assert studio.options.sd_vae == "other.vae.safetensors"
+        assert studio.manager.active.vae_file.path.name == "other.vae.safetensors"
+    finally:
+        studio.options.update({"sd_vae": "Automatic"})
+    assert studio.manager.active.vae_file is None
 
 
 # --- outputs -----------------------------------------------------------------------------------------

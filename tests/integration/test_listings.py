@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from tests.conftest import build_studio, copy_checkpoint
 from tests.kit.networks import (
@@ -32,6 +34,8 @@ def test_startup_skips_refused_files_and_prefers_a_base_model(tmp_path, checkpoi
     copy_checkpoint(checkpoint_store("sd15-inpaint"), ckpt_dir, "aab-inpainting.safetensors")
     _evil_checkpoint(ckpt_dir, tmp_path)
     (ckpt_dir / "aac-garbage.safetensors").write_bytes(b"\x00" * 64)
+    # A readable header whose shapes make no sense (a 1-D conv weight) must not stop the start.
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4)}, str(ckpt_dir / "aad-odd.safetensors"))
     copy_checkpoint(checkpoint_store("sd15"), ckpt_dir, "zzz-base.safetensors")
     studio = build_studio(tmp_path, checkpoint_store, families=(), start=True)
     try:

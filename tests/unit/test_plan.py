@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from webui.engine.plan import build_plan, refiner_switch_step
+import torch
+
+from webui.engine.plan import build_plan
+from webui.engine.sampling import start_run
+from webui.models import configs
+from webui.models.identify import FAMILIES
 from webui.request import GenerationRequest
 from webui.settings import Options
 
@@ -16,54 +21,108 @@ def options(tmp_path):
 
 
 def stages(plan) -> list[tuple]:
-    return [(s.kind, s.pass_index, s.checkpoint, s.start_step, s.end_step) for s in plan.stages]
+    return [(s.kind, s.pass_index, s.checkpoint, s.until_switch, s.from_switch) for s in plan.stages]
 
 
 def test_plain_txt2img_is_one_base_stage(options):
     plan = build_plan(GenerationRequest(steps=20), options.snapshot())
-    assert stages(plan) == [("base", 0, None, 0, 20)]
+    assert stages(plan) == [("base", 0, None, False, False)]
     assert len(plan.passes) == 1 and plan.steps_per_batch == 20
 
 
-def test_refiner_switches_where_a1111_does(options):
-    plan = build_plan(GenerationRequest(steps=20, refiner_checkpoint="r.safetensors", refiner_switch_at=0.8),
-                      options.snapshot())
-    assert stages(plan) == [("base", 0, None, 0, 16), ("refiner", 0, "r.safetensors", 16, 20)]
-    # A1111 compares step/steps < switch_at in floats: 0.8·20 is 16.000000000000004, still 16.
-    assert refiner_switch_step(20, 0.8) == 16 and refiner_switch_step(3, 0.8) == 3 and refiner_switch_step(10, 0.0) == 0
-    never = build_plan(GenerationRequest(steps=20, refiner_checkpoint="r", refiner_switch_at=1.0), options.snapshot())
-    assert stages(never) == [("base", 0, None, 0, 20)]
+def test_the_refiner_takes_over_the_same_pass(options):
+    plan = build_plan(GenerationRequest(steps=20, refiner_checkpoint="r.safetensors"), options.snapshot())
+    assert stages(plan) == [("base", 0, None, True, False), ("refiner", 0, "r.safetensors", False, True)]
 
 
-def test_hires_pass_runs_a1111s_img2img_steps(options):
+def run_of(steps: int, sampler: str = "Euler", first_step: int = 0):
+    config = configs.shipped_config("sd15", "scheduler")
+    return start_run(config, sampler, "Automatic", steps, [1], device=torch.device("cpu"), first_step=first_step)
+
+
+def test_refiner_switch_step_by_timestep_and_by_sampling_steps():
+    run = run_of(20)
+    # A1111 (default): the first step whose timestep t has (999 − t) / 1000 ≥ switch_at.
+    expected = next(k for k in range(20) if (999 - float(run.timesteps[k])) / 1000 >= 0.8)
+    assert run.switch_step(0.8) == expected
+    # Old behaviour: by share of steps; 0.8·20 is 16.000000000000004 in floats, still step 16.
+    assert run.switch_step(0.8, by_sampling_steps=True) == 16
+    assert run.switch_step(1.0) == 20 and run.switch_step(1.0, by_sampling_steps=True) == 20  # never
+    assert run.switch_step(0.0) == 0
+
+
+@pytest.mark.parametrize("sampler", ["Euler", "Heun", "DPM2", "PLMS", "DPM++ 2M"])
+def test_step_boundaries_in_the_timestep_list(sampler):
+    run = run_of(6, sampler)
+    starts = [run.index_of_step(k) for k in range(7)]
+    assert starts[0] == 0 and starts[-1] == len(run.timesteps)
+    if sampler in ("Heun", "DPM2"):
+        assert starts[:3] == [0, 2, 4]  # two model calls per step
+    elif sampler == "PLMS":
+        assert starts[:3] == [0, 2, 3]  # its first step runs on a repeated timestep
+    else:
+        assert starts == list(range(7))
+
+
+def test_hires_pass_runs_a1111s_steps(options):
     plan = build_plan(GenerationRequest(steps=20, enable_hr=True, denoising_strength=0.7, width=512, height=512),
                       options.snapshot())
     first, hires = plan.passes
-    assert (hires.width, hires.height, hires.steps, hires.run_steps) == (1024, 1024, 20, 15)  # int(0.7·20) + 1
-    assert stages(plan) == [("base", 0, None, 0, 20), ("hires", 1, None, 0, 15)]
-    assert plan.steps_per_batch == 35
+    # A1111's setup_img2img_steps with explicit steps: 20 steps at the end of an int(20 / 0.7) schedule.
+    assert (hires.width, hires.height, hires.steps, hires.first_step, hires.run_steps) == (1024, 1024, 28, 8, 20)
+    assert stages(plan) == [("base", 0, None, False, False), ("hires", 1, None, False, False)]
+    assert plan.steps_per_batch == 40
     own = build_plan(GenerationRequest(steps=20, enable_hr=True, hr_second_pass_steps=10, denoising_strength=1.0),
                      options.snapshot())
-    assert own.passes[1].run_steps == 10  # strength 1 is capped at 0.999: all 10 steps
+    assert (own.passes[1].steps, own.passes[1].run_steps) == (10, 10)  # strength 1 is capped at 0.999
+    none = build_plan(GenerationRequest(steps=20, enable_hr=True, denoising_strength=0.0), options.snapshot())
+    assert none.passes[1].run_steps == 0
+    tiny = GenerationRequest(steps=150, enable_hr=True, denoising_strength=0.01)
+    assert tiny.hires_steps == (1000, 850)  # capped at the 1000 training timesteps
 
 
 @pytest.mark.parametrize(("refiner_pass", "expected"), [
-    ("second pass", [("base", 0, None, 0, 20), ("hires", 1, "h", 0, 12), ("refiner", 1, "r", 12, 15)]),
-    ("first pass", [("base", 0, None, 0, 16), ("refiner", 0, "r", 16, 20), ("hires", 1, "h", 0, 15)]),
-    ("both passes", [("base", 0, None, 0, 16), ("refiner", 0, "r", 16, 20), ("hires", 1, "h", 0, 12),
-                     ("refiner", 1, "r", 12, 15)]),
+    ("second pass", [("base", 0, None, False, False), ("hires", 1, "h", True, False), ("refiner", 1, "r", False, True)]),
+    ("first pass", [("base", 0, None, True, False), ("refiner", 0, "r", False, True), ("hires", 1, "h", False, False)]),
+    ("both passes", [("base", 0, None, True, False), ("refiner", 0, "r", False, True), ("hires", 1, "h", True, False),
+                     ("refiner", 1, "r", False, True)]),
 ])
 def test_hires_with_refiner_follows_the_refiner_pass_setting(options, refiner_pass, expected):
     options.update({"hires_fix_refiner_pass": refiner_pass})
-    request = GenerationRequest(steps=20, enable_hr=True, hr_checkpoint_name="h", refiner_checkpoint="r",
-                                refiner_switch_at=0.8)
+    request = GenerationRequest(steps=20, enable_hr=True, hr_checkpoint_name="h", refiner_checkpoint="r")
     assert stages(build_plan(request, options.snapshot())) == expected
 
 
-def test_refiner_keeps_the_hires_pass_when_it_took_over_first(options):
+def test_the_hires_pass_runs_on_the_jobs_model_after_a_first_pass_refiner(options):
     options.update({"hires_fix_refiner_pass": "first pass"})
     plan = build_plan(GenerationRequest(steps=20, enable_hr=True, refiner_checkpoint="r"), options.snapshot())
-    assert stages(plan)[-1] == ("hires", 1, "r", 0, 15)  # A1111 keeps the refiner loaded for hires fix
+    assert stages(plan)[-1] == ("hires", 1, None, False, False)  # A1111 reloads the hires (or own) model
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, ("DPM++ 2M", "Karras")),  # the first pass's sampler and schedule
+    ({"hr_sampler_name": "Euler a"}, ("Euler a", "Automatic")),  # Karras does not apply to it: its default
+    ({"hr_sampler_name": "LMS Karras"}, ("LMS", "Karras")),  # a combined name brings its schedule
+    ({"hr_sampler_name": "LMS", "hr_scheduler": "Exponential"}, ("LMS", "Exponential")),
+    ({"hr_sampler_name": "DPM++ 2M"}, ("DPM++ 2M", "Karras")),
+])
+def test_hires_sampler_and_schedule_follow_a1111(options, fields, expected):
+    request = GenerationRequest(sampler_name="DPM++ 2M Karras", enable_hr=True, **fields)
+    hires = build_plan(request, options.snapshot()).passes[1]
+    assert (hires.sampler, hires.schedule) == expected
+
+
+def test_hires_refuses_what_cannot_run(options):
+    with pytest.raises(ValidationError, match="does not support"):
+        GenerationRequest(enable_hr=True, hr_sampler_name="Euler a", hr_scheduler="Karras")
+    with pytest.raises(ValidationError, match="PLMS"):
+        GenerationRequest(enable_hr=True, sampler_name="PLMS")
+    GenerationRequest(enable_hr=True, sampler_name="PLMS", hr_sampler_name="DDIM")  # PLMS for the first pass only
+
+
+def test_every_family_has_a_scheduler_config():
+    for family in FAMILIES:
+        assert configs.shipped_config(family, "scheduler")["num_train_timesteps"] == 1000
 
 
 def test_options_are_read_once(options):

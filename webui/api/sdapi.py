@@ -123,7 +123,7 @@ def sdapi_router(studio: Studio) -> APIRouter:
     @router.get("/embeddings", response_model=EmbeddingsResponse)
     def embeddings():
         """Embedding files; "loaded" are those whose width fits the active model, as in A1111."""
-        active = studio.manager.active
+        active = studio.manager.selected
         return network_info.embeddings_report(studio.networks.list("embedding"), active.spec if active else None)
 
     @router.post("/refresh-embeddings")
@@ -173,10 +173,10 @@ def sdapi_router(studio: Studio) -> APIRouter:
         except OptionError as e:
             return error_response(422, "OptionError", str(e))
         except CheckpointError as e:
-            active = studio.manager.active
+            active = studio.manager.selected
             kept = f"; {active.file.title} stays loaded" if active else ""
             return error_response(400, "CheckpointError", f"{e}{kept}")
-        active = studio.manager.active
+        active = studio.manager.selected
         if "sd_model_checkpoint" in changes and active is not None and studio.options.sd_model_checkpoint != active.file.title:
             studio.options.update({"sd_model_checkpoint": active.file.title})  # the title with its hash
         return None

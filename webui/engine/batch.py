@@ -1,6 +1,6 @@
 """One batch of a job: its passes and stages run in order, then the latents are decoded.
 
-    txt2img pass:  noise → base stage [→ refiner stage]            (one sampling run)
+    txt2img pass:  noise → base stage [→ refiner stage from the switch step]   (one sampling run)
     hires pass:    enlarge → noise to the start step → hires stage [→ refiner stage]
 
 A stage stopped early (interrupt, skip) ends the batch: the images are those of the last pass
@@ -68,15 +68,30 @@ class BatchRunner:
         steps_before = 0
         for index, pass_plan in enumerate(plan.passes):
             stages = plan.stages_of(index)
-            first_model = self.model_for(stages[0])
-            start = None if finished is None or context is None else self._enlarge(finished, pass_plan, context)
+            start = None
+            if finished is not None and finished.images is None and not upscalers.is_latent(pass_plan.upscaler or ""):
+                # Decode with the model that made the latents, before another one takes the device.
+                finished.images = self._decode(finished.model, finished.latents, context)
+            model = self.model_for(stages[0]) if stages else self._active(finished)
+            if finished is not None:
+                start = self._enlarge(finished, pass_plan, model)
+            if pass_plan.run_steps == 0:  # hires fix at denoising 0: the enlarged first pass as it is
+                finished = _Finished(start if start is not None else finished.latents, model)
+                committed = current = replace(current, hires=index > 0)
+                continue
             run = start_run(
-                configs.scheduler_config(first_model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
-                seeds, device=first_model.pipe.unet.device, eta=plan.request.eta,
-                denoising_strength=pass_plan.denoising_strength,
+                configs.scheduler_config(model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
+                seeds, device=model.device, eta=plan.request.eta, first_step=pass_plan.first_step,
             )
-            latents = run.initial_latents(self._noise(pass_plan, seeds, subseeds, first_model), start)
+            latents = run.initial_latents(self._noise(pass_plan, seeds, subseeds, model), start)
+            switch = run.run_steps
+            if any(stage.until_switch for stage in stages):
+                switch = run.switch_step(plan.request.refiner_switch_at,
+                                         bool(plan.options.get("refiner_switch_by_sample_steps", False)))
             for stage in stages:
+                end = run.index_of_step(switch) if stage.until_switch else run.end_index
+                if stage.from_switch and switch >= run.run_steps or stage.until_switch and switch == 0:
+                    continue  # the refiner never takes over, or takes over from the start
                 model = self.model_for(stage)
                 context = StageContext(
                     kind=stage.kind, model=model, run=run, latents=latents, seeds=tuple(seeds),
@@ -86,7 +101,7 @@ class BatchRunner:
                 denoiser = self._denoiser(model, pass_plan, run, len(seeds))
                 with self.callbacks.patch_models(context):
                     self.callbacks.before_loop(context)
-                    denoise(context, denoiser, self.callbacks, run.index_of_step(stage.end_step))
+                    denoise(context, denoiser, self.callbacks, end)
                     self.callbacks.after_stage(context)
                 latents = context.latents
                 current = current.after(stage, model.file)
@@ -97,20 +112,23 @@ class BatchRunner:
             steps_before += pass_plan.run_steps
             finished = _Finished(latents, model)
             committed = current = replace(current, hires=index > 0)
-        assert finished is not None and context is not None
+        assert finished is not None
         return BatchOutcome(self._final(finished, context), committed, stopped=False)
 
     # --- pieces --------------------------------------------------------------------------------
 
+    def _active(self, finished: _Finished | None) -> ActiveModel:
+        assert finished is not None, "a pass without stages needs a previous pass"
+        return self.models.get(finished.model.file, self.plan.vae)
+
     def _noise(self, plan: PassPlan, seeds, subseeds, model: ActiveModel) -> torch.Tensor:
         req = self.plan.request
-        unet = model.pipe.unet
         shape = (model.pipe.vae.config.latent_channels, plan.height // LATENT_SCALE, plan.width // LATENT_SCALE)
         resize_from = None
         if req.seed_resize_from_w > 0 and req.seed_resize_from_h > 0:
             resize_from = (req.seed_resize_from_w, req.seed_resize_from_h)
         noise = batch_noise(shape, list(seeds), list(subseeds), req.subseed_strength, resize_from)
-        return noise.to(unet.device, unet.dtype)
+        return noise.to(model.device, model.pipe.unet.dtype)
 
     def _denoiser(self, model: ActiveModel, plan: PassPlan, run: SamplingRun, images: int) -> Denoiser:
         prompts = self.prep.prompts(model, plan, self.plan.clip_skip)
@@ -121,30 +139,36 @@ class BatchRunner:
             if spec.family == "sdxl-refiner":
                 aesthetic = (float(options["sdxl_refiner_high_aesthetic_score"]),
                              float(options["sdxl_refiner_low_aesthetic_score"]))
-            sizes = sdxl_size_conditions(plan.height, plan.width, aesthetic=aesthetic)
+            # The hires pass conditions on the size it was enlarged to, as A1111's.
+            width, height = plan.upscale_to if plan.kind == "hires" else (plan.width, plan.height)
+            sizes = sdxl_size_conditions(height, width, aesthetic=aesthetic)
         conditioning = None
         if spec.is_inpaint:
             conditioning = vae.inpaint_conditioning(model, plan.height, plan.width, images, run.generators[0])
-        return Denoiser(model.pipe.unet, prompts, self.plan.request.cfg_scale, images,
+        return Denoiser(model.pipe.unet, prompts, self.plan.request.cfg_scale, images, device=model.device,
                         sizes=sizes, image_conditioning=conditioning)
 
-    def _enlarge(self, finished: _Finished, plan: PassPlan, context: StageContext) -> torch.Tensor:
+    def _enlarge(self, finished: _Finished, plan: PassPlan, model: ActiveModel) -> torch.Tensor:
+        """The previous pass at this pass's size; pixels are encoded by the model of this pass."""
         assert plan.upscaler is not None
         if upscalers.is_latent(plan.upscaler):
-            return hires.enlarge_latents(finished.latents, plan)
-        finished.images = self._decode(finished.model, finished.latents, context)
-        return hires.enlarge_images(finished.model, finished.images, plan)
+            return hires.enlarge_latents(finished.latents.to(model.device), plan)
+        assert finished.images is not None
+        return hires.enlarge_images(model, finished.images, plan)
 
-    def _decode(self, model: ActiveModel, latents: torch.Tensor, context: StageContext) -> list[Image.Image]:
+    def _decode(self, model: ActiveModel, latents: torch.Tensor, context: StageContext | None) -> list[Image.Image]:
         """Decode inside the callbacks' model patches (tiling must reach the VAE too)."""
+        model = self.models.get(model.file, self.plan.vae)  # it may have left the device meanwhile
+        assert context is not None
         if context.model is not model:
             context = replace(context, model=model, latents=latents)
         with self.callbacks.patch_models(context):
-            return vae.decode(model, latents)
+            return vae.decode(model, latents.to(model.device))
 
-    def _final(self, finished: _Finished, context: StageContext) -> list[Image.Image]:
+    def _final(self, finished: _Finished, context: StageContext | None) -> list[Image.Image]:
         """The batch's images: decoded (unless the pixel upscaler already did) and post-processed."""
         images = finished.images or self._decode(finished.model, finished.latents, context)
+        assert context is not None
         decoded = DecodedBatch(context, list(images))
         self.callbacks.after_decode(decoded)
         return decoded.images

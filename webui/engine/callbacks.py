@@ -7,13 +7,13 @@ A callback is an object with any of the methods of :class:`LoopCallback`; the lo
     patch_models(stage)        context manager around a stage's sampling and its decode
     before_loop(stage)         a stage is about to sample; ``stage.latents`` may be replaced
     before_unet(call)          each UNet call; add UNet kwargs (ControlNet residuals) to call.unet_kwargs
-    after_cfg(step)            the guided prediction; read or replace step.noise_pred / step.denoised
+    after_cfg(step)            the guided prediction; read or replace step.noise_pred / step.denoised (x0)
     after_step(step)           after the scheduler step; step.latents may be replaced; step.stop() ends the stage
     after_stage(stage)         a stage ended (finished or stopped)
     after_decode(decoded)      each image of a batch after decoding; decoded.images may be replaced
 
-Nothing here calls out while holding a lock, and callbacks must not either: they run on the
-job's worker thread between GPU calls.
+Callbacks run on the job's worker thread, between GPU calls, while the job holds the model lock:
+they must not wait for anything that waits for a job (loading a model, changing options).
 """
 
 from __future__ import annotations
@@ -29,10 +29,6 @@ if TYPE_CHECKING:  # imported for annotations only; the loop imports this module
     from webui.engine.denoiser import BatchLayout
     from webui.engine.sampling import SamplingRun
     from webui.models.manager import ActiveModel
-
-CALLBACK_POINTS = ("patch_models", "before_loop", "before_unet", "after_cfg", "after_step", "after_stage",
-                   "after_decode")
-
 
 @dataclass
 class StageContext:
@@ -77,18 +73,19 @@ class StepContext:
     step: int
     index: int
     timestep: torch.Tensor
-    latents: torch.Tensor  # before the scheduler step; after it from ``after_step`` on
+    sample: torch.Tensor  # the latents this step started from
     noise_pred: torch.Tensor  # the model output after CFG (epsilon or v, as the model predicts)
+    latents: torch.Tensor | None = None  # after the scheduler step (``after_step`` on); replaceable
     _stop: bool = False
 
     @property
     def denoised(self) -> torch.Tensor:
         """The prediction of the clean latents (x0) at this step."""
-        return self.stage.run.to_denoised(self.noise_pred, self.latents, self.index)
+        return self.stage.run.to_denoised(self.noise_pred, self.sample, self.index)
 
     @denoised.setter
     def denoised(self, value: torch.Tensor) -> None:
-        self.noise_pred = self.stage.run.from_denoised(value, self.latents, self.index)
+        self.noise_pred = self.stage.run.from_denoised(value, self.sample, self.index)
 
     def stop(self) -> None:
         """End this stage after the current step (the job's images keep what was made)."""

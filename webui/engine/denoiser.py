@@ -79,10 +79,12 @@ class Denoiser:
         cfg_scale: float,
         images: int,
         *,
+        device: torch.device,
         sizes: SizeConditions | None = None,
         image_conditioning: torch.Tensor | None = None,
     ):
         self.unet = unet
+        self.device = device  # where the UNet computes (its parameters may sit elsewhere when offloaded)
         self.prompts = prompts
         self.cfg_scale = cfg_scale
         self.images = images
@@ -113,7 +115,7 @@ class Denoiser:
         """Embeddings (and SDXL's added conditions) for these rows, each repeated per image."""
         if rows in self._batches:
             return self._batches[rows]
-        device, dtype, n = self.unet.device, self.unet.dtype, self.images
+        device, dtype, n = self.device, self.unet.dtype, self.images
         embeds = torch.cat([self.prompts.rows.embeds[r:r + 1].expand(n, -1, -1) for r in rows]).to(device, dtype)
         added = None
         if self.sizes is not None:

@@ -21,7 +21,7 @@ from webui.request import LATENT_SCALE
 def enlarge_latents(latents: torch.Tensor, plan: PassPlan) -> torch.Tensor:
     """A latent upscaler: interpolate to the upscale size, then crop."""
     mode = upscalers.LATENT_UPSCALE_MODES[plan.upscaler]
-    width, height = _upscale_to(plan)
+    width, height = plan.upscale_to
     resized = torch.nn.functional.interpolate(
         latents, size=(height // LATENT_SCALE, width // LATENT_SCALE), mode=mode.mode, antialias=mode.antialias,
     )
@@ -30,7 +30,7 @@ def enlarge_latents(latents: torch.Tensor, plan: PassPlan) -> torch.Tensor:
 
 def enlarge_images(model: ActiveModel, images: list[Image.Image], plan: PassPlan) -> torch.Tensor:
     """A pixel upscaler: resize each decoded image, encode with ``model``'s VAE, then crop."""
-    size = _upscale_to(plan)
+    size = plan.upscale_to
     resized = [resize_pixels(image, size, plan.upscaler or "None") for image in images]
     return crop(vae.encode(model, vae.to_tensor(resized)), plan.crop)
 
@@ -55,8 +55,3 @@ def crop(latents: torch.Tensor, cells: tuple[int, int]) -> torch.Tensor:
     height, width = latents.shape[-2:]
     return latents[..., cut_y // 2:height - (cut_y + 1) // 2, cut_x // 2:width - (cut_x + 1) // 2]
 
-
-def _upscale_to(plan: PassPlan) -> tuple[int, int]:
-    """The size before cropping: the pass's size plus the cropped cells."""
-    cut_x, cut_y = plan.crop
-    return plan.width + cut_x * LATENT_SCALE, plan.height + cut_y * LATENT_SCALE

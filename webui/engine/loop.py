@@ -27,13 +27,14 @@ def denoise(stage: StageContext, denoiser: Denoiser, callbacks: Callbacks, until
     for index in range(run.index, end):
         call = denoiser.unet_call(stage, latents, index)
         callbacks.before_unet(call)
-        step = StepContext(stage=stage, step=call.step, index=index, timestep=call.timestep, latents=latents,
+        step = StepContext(stage=stage, step=call.step, index=index, timestep=call.timestep, sample=latents,
                            noise_pred=denoiser.predict(call))
         callbacks.after_cfg(step)
         step.latents = scheduler.step(step.noise_pred, call.timestep, latents, **run.step_kwargs, return_dict=False)[0]
         run.index = index + 1
         callbacks.after_step(step)
         latents = step.latents
+        assert latents is not None
         if step.stop_requested:
             stage.stopped = True
             break

@@ -12,12 +12,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
-from webui.engine.sampling import first_step_for
 from webui.prompts.parser import ExtraNetworkRef, extract_extra_networks, strip_comments
-from webui.request import USE_SAME_CHECKPOINT, USE_SAME_SAMPLER, USE_SAME_SCHEDULER, GenerationRequest
+from webui.request import USE_SAME_CHECKPOINT, GenerationRequest
 
 StageKind = Literal["base", "hires", "refiner"]
-REFINER_PASSES = ("first pass", "second pass", "both passes")  # A1111's hires_fix_refiner_pass
 
 
 @dataclass(frozen=True)
@@ -27,33 +25,33 @@ class PassPlan:
     kind: Literal["txt2img", "hires"]
     width: int
     height: int
-    steps: int
+    steps: int  # length of the noise schedule
     sampler: str
     schedule: str
     prompt: str  # what the encoder sees: styles applied, comments and network tags removed
     negative: str
     networks: tuple[ExtraNetworkRef, ...]
-    denoising_strength: float | None = None  # None: from pure noise
+    first_step: int = 0  # a partial pass (hires) starts here, from the previous pass's result
     upscaler: str | None = None  # hires: how the previous pass is enlarged
+    upscale_to: tuple[int, int] = (0, 0)  # hires: the size it is enlarged to, before cropping
     crop: tuple[int, int] = (0, 0)  # hires: latent cells cut off (x, y) after enlarging
 
     @property
     def run_steps(self) -> int:
-        """Sampling steps this pass takes (a partial pass runs the end of its schedule)."""
-        if self.denoising_strength is None:
-            return self.steps
-        return self.steps - first_step_for(self.steps, self.denoising_strength)
+        """Sampling steps this pass takes; prompt schedules count these (A1111)."""
+        return self.steps - self.first_step
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A span of one pass run by one model: sampling steps [start_step, end_step) of the pass."""
+    """A span of one pass run by one model: the whole pass, or its part before / after the
+    refiner's switch step (known once the pass's schedule is, see ``SamplingRun.switch_step``)."""
 
     kind: StageKind
     pass_index: int
     checkpoint: str | None  # None: the job's model
-    start_step: int
-    end_step: int
+    until_switch: bool = False  # ends where the refiner takes over
+    from_switch: bool = False  # starts there (the refiner)
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class GenerationPlan:
     hr_negative_prompt: str
     clip_skip: int
     checkpoint: str | None  # the job's model when the request overrides it
-    keep_checkpoint: bool  # a checkpoint override stays loaded after the job
+    keep_overrides: bool  # checkpoint / VAE overrides stay in effect after the job
     vae: str
     passes: tuple[PassPlan, ...]
     stages: tuple[Stage, ...]
@@ -94,10 +92,6 @@ class GenerationPlan:
     def steps_per_batch(self) -> int:
         return sum(p.run_steps for p in self.passes)
 
-    @property
-    def refiner(self) -> Stage | None:
-        return next((s for s in self.stages if s.kind == "refiner"), None)
-
 
 def build_plan(
     request: GenerationRequest,
@@ -121,7 +115,6 @@ def build_plan(
         passes.append(_hires_pass(req, hr_prompt, hr_negative))
 
     clip_skip = req.clip_skip or int(overrides.get("CLIP_stop_at_last_layers", options["CLIP_stop_at_last_layers"]))
-    checkpoint = overrides.get("sd_model_checkpoint")
     return GenerationPlan(
         request=req,
         options=options,
@@ -132,11 +125,11 @@ def build_plan(
         hr_prompt=hr_prompt,
         hr_negative_prompt=hr_negative,
         clip_skip=clip_skip,
-        checkpoint=checkpoint,
-        keep_checkpoint=checkpoint is not None and not req.override_settings_restore_afterwards,
+        checkpoint=overrides.get("sd_model_checkpoint"),
+        keep_overrides=bool(overrides) and not req.override_settings_restore_afterwards,
         vae=str(overrides.get("sd_vae", options["sd_vae"])),
         passes=tuple(passes),
-        stages=tuple(_stages(req, passes, str(options.get("hires_fix_refiner_pass", "second pass")))),
+        stages=tuple(_stages(req, len(passes), str(options.get("hires_fix_refiner_pass", "second pass")))),
         callbacks=tuple(callbacks),
     )
 
@@ -166,40 +159,30 @@ def _txt2img_pass(req: GenerationRequest, prompt: str, negative: str) -> PassPla
 
 def _hires_pass(req: GenerationRequest, prompt: str, negative: str) -> PassPlan:
     text, negative_text, refs = _without_tags(prompt, negative)
-    same_sampler = req.hr_sampler_name == USE_SAME_SAMPLER
-    sampler = req.sampler_name if same_sampler else req.hr_sampler_name
-    # A sampler chosen for the hires pass brings its own default schedule unless one is named.
-    schedule = req.hr_scheduler if req.hr_scheduler != USE_SAME_SCHEDULER else (req.scheduler if same_sampler else "Automatic")
+    sampler, schedule = req.hires_sampler
+    steps, first_step = req.hires_steps
     width, height = req.hires_size
-    return PassPlan("hires", width, height, req.hr_second_pass_steps or req.steps, sampler, schedule,
-                    text, negative_text, refs, denoising_strength=req.denoising_strength,
-                    upscaler=req.hr_upscaler, crop=req.hires_crop)
+    return PassPlan("hires", width, height, steps, sampler, schedule, text, negative_text, refs,
+                    first_step=first_step, upscaler=req.hr_upscaler, upscale_to=req.hires_upscale_to,
+                    crop=req.hires_crop)
 
 
-def refiner_switch_step(run_steps: int, switch_at: float) -> int:
-    """A1111's switch: the first step whose completed ratio is no longer below ``switch_at``."""
-    return next(step for step in range(run_steps + 1) if run_steps == 0 or not step / run_steps < switch_at)
+def _stages(req: GenerationRequest, passes: int, refiner_pass: str) -> list[Stage]:
+    """Base (and hires) stages, split where the refiner takes over, as A1111's apply_refiner.
 
-
-def _stages(req: GenerationRequest, passes: Sequence[PassPlan], refiner_pass: str) -> list[Stage]:
+    Without hires fix the refiner joins the only pass; with it, ``refiner_pass`` says which. The
+    hires pass runs on the hires checkpoint, else the job's (A1111 reloads it for the pass).
+    """
     hires_checkpoint = None if req.hr_checkpoint_name == USE_SAME_CHECKPOINT else req.hr_checkpoint_name
     refiner = req.refiner_checkpoint
-    refine_first = refiner is not None and (len(passes) == 1 or refiner_pass in ("first pass", "both passes"))
-    refine_second = refiner is not None and len(passes) > 1 and refiner_pass in ("second pass", "both passes")
+    joins = [refiner is not None and (passes == 1 or refiner_pass in ("first pass", "both passes")),
+             refiner is not None and refiner_pass in ("second pass", "both passes")]
     stages: list[Stage] = []
-    refined = False  # once the refiner took over, it stays (A1111 keeps it loaded)
-    for index, plan in enumerate(passes):
+    for index in range(passes):
         kind: StageKind = "base" if index == 0 else "hires"
-        model = refiner if refined else (hires_checkpoint if index > 0 else None)
-        if index > 0 and hires_checkpoint is not None:
-            model = hires_checkpoint
-        steps = plan.run_steps
-        switch = steps
-        if (refine_first if index == 0 else refine_second) and not (refined and model == refiner):
-            switch = refiner_switch_step(steps, req.refiner_switch_at)
-        if switch > 0:
-            stages.append(Stage(kind, index, model, 0, switch))
-        if switch < steps:
-            stages.append(Stage("refiner", index, refiner, switch, steps))
-            refined = True
+        model = hires_checkpoint if index > 0 else None
+        if joins[index]:
+            stages += [Stage(kind, index, model, until_switch=True), Stage("refiner", index, refiner, from_switch=True)]
+        else:
+            stages.append(Stage(kind, index, model))
     return stages

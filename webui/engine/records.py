@@ -76,8 +76,7 @@ def infotext_params(plan: GenerationPlan, model: ActiveModel, facts: BatchFacts,
         "Tiling": True if req.tiling else None,
         **(_hires_params(plan, facts) if facts.hires else {}),
         **networks,
-        "Refiner": short_title(facts.refiner) if facts.refiner else None,
-        "Refiner switch at": number(req.refiner_switch_at) if facts.refiner else None,
+        **(_refiner_params(plan, facts) if facts.refiner else {}),
         "Emphasis": options["emphasis"] if options["emphasis"] != "Original" else None,
         "Version": VERSION,
     }
@@ -99,17 +98,28 @@ def _hires_params(plan: GenerationPlan, facts: BatchFacts) -> dict[str, Any]:
         params["Hires resize"] = f"{req.hr_resize_x}x{req.hr_resize_y}"
     params["Hires steps"] = req.hr_second_pass_steps or None
     params["Hires upscaler"] = req.hr_upscaler
-    refiner_pass = plan.options.get("hires_fix_refiner_pass", "second pass")
-    if facts.refiner and refiner_pass != "second pass":
-        params["Hires refiner"] = refiner_pass
     return params
+
+
+def _refiner_params(plan: GenerationPlan, facts: BatchFacts) -> dict[str, Any]:
+    """In the order A1111's apply_refiner adds them, when the refiner took over."""
+    assert facts.refiner is not None
+    options = plan.options
+    refiner_pass = options.get("hires_fix_refiner_pass", "second pass")
+    by_steps = bool(options.get("refiner_switch_by_sample_steps", False))
+    return {
+        "Refiner switch by sampling steps": True if by_steps else None,
+        "Hires refiner": refiner_pass if plan.request.enable_hr and refiner_pass != "second pass" else None,
+        "Refiner": short_title(facts.refiner),
+        "Refiner switch at": number(plan.request.refiner_switch_at),
+    }
 
 
 # The keys of A1111's fixed parameter dict; everything else is in ``extra_generation_params``.
 _CORE_KEYS = frozenset({
     "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "VAE hash", "VAE",
-    "Variation seed", "Variation seed strength", "Seed resize from", "Denoising strength", "Clip skip", "Tiling",
-    "Version",
+    "Batch size", "Batch pos", "Variation seed", "Variation seed strength", "Seed resize from", "Denoising strength",
+    "Clip skip", "Tiling", "Version",
 })
 
 

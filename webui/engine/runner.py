@@ -55,18 +55,41 @@ class Engine:
                 result = _Job(plan, models, main, self, control).execute()
                 finished = True
             finally:
-                keep = plan.keep_checkpoint and finished
-                if keep and main is not None:
-                    models.get(main.file, plan.vae)  # back from a refiner or hires checkpoint
-                else:
-                    models.restore(str(options["sd_vae"]))
-        if plan.keep_checkpoint and main is not None:
-            # Kept: the settings must name what is now loaded, as A1111's do (outside the lock).
-            kept = {"sd_model_checkpoint": main.file.title}
-            if "sd_vae" in request.override_settings:
-                kept["sd_vae"] = plan.vae
-            self.options.update(kept)
+                self._leave(plan, models, main, finished, str(options["sd_vae"]))
+        if plan.keep_overrides and main is not None:
+            self._keep_overrides(request, plan, main, result)
         return result
+
+    @staticmethod
+    def _leave(plan: GenerationPlan, models: ModelSession, main: ActiveModel | None, finished: bool, vae: str) -> None:
+        """Back to the model the job started with, or to its override when that is kept."""
+        try:
+            if plan.keep_overrides and finished and main is not None:
+                models.get(main.file, plan.vae)  # back from a refiner or hires checkpoint
+            else:
+                models.restore(vae)
+        except Exception as e:
+            log.error("could not restore the model after the job: %s", e)
+            if finished:  # otherwise the job's own error is the one to report
+                raise
+
+    def _keep_overrides(self, request: GenerationRequest, plan: GenerationPlan, main: ActiveModel,
+                        result: Result) -> None:
+        """Kept overrides: the options must name what is now loaded, as A1111's do.
+
+        Written after the model lock is released (option listeners may load models); the VAE
+        first, so the checkpoint listener applies the new VAE, not the old one.
+        """
+        kept: dict[str, Any] = {}
+        if "sd_vae" in request.override_settings:
+            kept["sd_vae"] = plan.vae
+        if plan.checkpoint is not None:
+            kept["sd_model_checkpoint"] = main.file.title
+        try:
+            self.options.update(kept)
+        except Exception as e:  # the images are made and saved: report, do not fail the job
+            log.error("kept overrides %s not saved: %s", kept, e)
+            result.info["notes"].append(f"override_settings were applied but could not be kept: {e}")
 
 
 class _Job:

@@ -1,9 +1,9 @@
 """A sampling run: one pass over a noise schedule with a diffusers scheduler.
 
 The run owns the scheduler, its timesteps, the per-image step-noise generators and the index of
-the next step, so a second model (the refiner) can take over the same run mid-schedule. Partial
-runs (hires fix, later img2img) start where A1111 starts them: with ``steps`` and denoising
-strength ``d``, ``int(min(d, 0.999) * steps) + 1`` steps run at the end of the schedule.
+the next step, so a second model (the refiner) can take over the same run mid-schedule. A partial
+run (hires fix, img2img) starts at ``first_step`` of its ``steps``-long schedule; the plan decides
+where, as A1111 does (webui/engine/plan.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
+from diffusers import PNDMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from webui import samplers
@@ -26,34 +27,42 @@ class SamplingRun:
     scheduler: SchedulerMixin
     timesteps: torch.Tensor  # the whole schedule (second-order samplers list most steps twice)
     steps: int  # sampling steps of the whole schedule
-    first_index: int  # where this run starts (0, or later for a partial run)
+    first_step: int  # where this run starts (0, or later for a partial run)
     generators: list[torch.Generator]
     step_kwargs: dict[str, Any] = field(default_factory=dict)
-    index: int = 0
+    index: int = 0  # the next entry of ``timesteps`` to run
 
     @property
-    def order(self) -> int:
-        return int(getattr(self.scheduler, "order", 1))
+    def first_index(self) -> int:
+        return schedule_index(self.scheduler, self.first_step, len(self.timesteps))
 
     @property
     def run_steps(self) -> int:
         """Sampling steps this run takes (all of them, or the end of the schedule)."""
-        return self.steps - self.first_index // self.order
+        return self.steps - self.first_step
 
     @property
     def end_index(self) -> int:
         return len(self.timesteps)
 
-    @property
-    def finished(self) -> bool:
-        return self.index >= self.end_index
-
     def index_of_step(self, step: int) -> int:
-        """Where sampling step ``step`` of this run begins (second-order steps take two entries;
-        PLMS repeats its first timestep, so the last step always ends at the end of the list)."""
-        if step >= self.run_steps:
-            return self.end_index
-        return min(self.end_index, self.first_index + step * self.order)
+        """Where step ``step`` of this run (0 = its first) begins in ``timesteps``."""
+        return schedule_index(self.scheduler, self.first_step + step, len(self.timesteps), self.steps)
+
+    def switch_step(self, switch_at: float, by_sampling_steps: bool = False) -> int:
+        """The step of this run where a refiner takes over (``run_steps``: never), as A1111 decides.
+
+        By default by the model's timestep: the first step whose ``(999 − t) / 1000`` reaches
+        ``switch_at``; with A1111's old behaviour (``by_sampling_steps``) the first step whose share
+        of the run's steps does.
+        """
+        if by_sampling_steps:
+            return next(k for k in range(self.run_steps + 1) if not k / max(1, self.run_steps) < switch_at)
+        timesteps = self.timesteps.detach().cpu()  # one copy, not one GPU sync per step
+        for k in range(self.run_steps):
+            if (999 - float(timesteps[self.index_of_step(k)])) / 1000 >= switch_at:
+                return k
+        return self.run_steps
 
     def steps_done(self, index: int) -> int:
         """Sampling steps of this run completed once entry ``index`` has run (for progress)."""
@@ -120,9 +129,17 @@ def _sigma_of_timestep(scheduler: SchedulerMixin, timestep: torch.Tensor) -> tor
     return ((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp()
 
 
-def first_step_for(steps: int, denoising_strength: float) -> int:
-    """A1111's img2img start: the step from which ``int(min(d, 0.999)·steps) + 1`` steps remain."""
-    return steps - int(min(denoising_strength, 0.999) * steps) - 1
+def schedule_index(scheduler: SchedulerMixin, step: int, length: int, steps: int | None = None) -> int:
+    """Where sampling step ``step`` of a schedule begins in the scheduler's timesteps.
+
+    Second-order samplers (Heun, DPM2) take two entries per step; PLMS runs its first step on two
+    entries of the same timestep. The end of the schedule is always the end of the list.
+    """
+    if steps is not None and step >= steps:
+        return length
+    if isinstance(scheduler, PNDMScheduler) and step > 0:
+        return min(length, step + 1)
+    return min(length, step * int(getattr(scheduler, "order", 1)))
 
 
 def start_run(
@@ -134,21 +151,22 @@ def start_run(
     *,
     device: torch.device,
     eta: float | None = None,
-    denoising_strength: float | None = None,
+    first_step: int = 0,
 ) -> SamplingRun:
     """A new run of ``steps`` with the A1111 sampler ``sampler_name`` and ``schedule``.
 
-    ``denoising_strength`` makes it a partial run. Step noise (ancestral and SDE samplers) comes
-    from one CPU generator per image seeded with the image's seed, and DPM++ SDE's Brownian tree
-    from the image seeds, so an image never depends on the others in its batch.
+    ``first_step`` > 0 makes it a partial run. Step noise (ancestral and SDE samplers) comes from
+    one CPU generator per image seeded with the image's seed, and DPM++ SDE's Brownian tree from
+    the image seeds, so an image never depends on the others in its batch.
     """
     scheduler = samplers.make_scheduler(scheduler_config, sampler_name, schedule)
+    if first_step > 0 and isinstance(scheduler, PNDMScheduler):
+        # PLMS needs its warm-up on its first two entries; A1111 does not offer it for img2img.
+        raise ValueError("PLMS cannot start part-way through its schedule: choose another sampler for this pass")
     if hasattr(scheduler, "noise_sampler_seed"):
         scheduler.noise_sampler_seed = [int(s) for s in seeds]
     scheduler.set_timesteps(steps, device=device)
-    first_index = 0
-    if denoising_strength is not None:
-        first_index = first_step_for(steps, denoising_strength) * int(getattr(scheduler, "order", 1))
+    first_index = schedule_index(scheduler, first_step, len(scheduler.timesteps), steps)
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(first_index)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -156,7 +174,7 @@ def start_run(
         scheduler=scheduler,
         timesteps=scheduler.timesteps,
         steps=steps,
-        first_index=first_index,
+        first_step=first_step,
         generators=generators,
         step_kwargs=_step_kwargs(scheduler, generators, eta),
         index=first_index,

@@ -30,8 +30,8 @@ def decode(model: ActiveModel, latents: torch.Tensor) -> list[Image.Image]:
     if upcast:
         vae.to(dtype=torch.float32)
     try:
-        dtype = next(vae.post_quant_conv.parameters()).dtype if upcast else vae.dtype
-        pixels = vae.decode((latents / vae.config.scaling_factor).to(vae.device, dtype), return_dict=False)[0]
+        dtype = torch.float32 if upcast else vae.dtype
+        pixels = vae.decode((latents / vae.config.scaling_factor).to(model.device, dtype), return_dict=False)[0]
     finally:
         if upcast:
             vae.to(dtype=torch.float16)
@@ -53,7 +53,7 @@ def encode(model: ActiveModel, pixels: torch.Tensor, generator: torch.Generator 
         vae.to(dtype=torch.float32)
     try:
         dtype = torch.float32 if upcast else vae.dtype
-        posterior = vae.encode(pixels.to(vae.device, dtype)).latent_dist
+        posterior = vae.encode(pixels.to(model.device, dtype)).latent_dist
         latents = posterior.mode() if generator is None else posterior.sample(generator)
     finally:
         if upcast:
@@ -70,10 +70,10 @@ def inpaint_conditioning(model: ActiveModel, height: int, width: int, images: in
     image's, as diffusers' inpainting pipeline does, which keeps earlier images unchanged).
     """
     unet = model.pipe.unet
-    mask = torch.ones(1, 1, height // 8, width // 8, device=unet.device, dtype=unet.dtype)
+    mask = torch.ones(1, 1, height // 8, width // 8, device=model.device, dtype=unet.dtype)
     # Blank as diffusers' inpainting pipeline made it (grey × empty mask): -0.0, in the channels-last
     # layout of its image processor. Both reach the latents (the VAE's convolutions round
     # differently per layout), and images made before the engine owned its loop stay the same.
     blank = torch.full((1, height, width, 3), -0.0).permute(0, 3, 1, 2)
-    latents = encode(model, blank, generator).to(unet.device, unet.dtype)
+    latents = encode(model, blank, generator).to(model.device, unet.dtype)
     return torch.cat([mask, latents], dim=1).repeat(images, 1, 1, 1)

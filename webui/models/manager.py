@@ -35,6 +35,9 @@ class ActiveModel:
     checkpoint: LoadedCheckpoint
     own_vae: torch.nn.Module
     vae_file: ModelFile | None = None
+    # Where its computations run: the manager's device, also under CPU offload (when the modules
+    # themselves report "cpu" or "meta" between calls).
+    device: torch.device = torch.device("cpu")
 
     @property
     def pipe(self):
@@ -63,11 +66,21 @@ class ModelManager:
         self.ram_cache = ram_cache
         self.lock = threading.RLock()
         self._active: ActiveModel | None = None
+        self._selected: ActiveModel | None = None
         self._cache: OrderedDict[Path, ActiveModel] = OrderedDict()
 
     @property
     def active(self) -> ActiveModel | None:
+        """The model on the device now (during a job: the stage's, e.g. the refiner)."""
         return self._active
+
+    @property
+    def selected(self) -> ActiveModel | None:
+        """The model chosen for generation: during a job, the one active when it started.
+
+        Listings and the token counter read this, so a refiner stage does not change them.
+        """
+        return self._selected if self._selected is not None else self._active
 
     @contextlib.contextmanager
     def use(self) -> Iterator[ActiveModel]:
@@ -84,7 +97,11 @@ class ModelManager:
         A switch requested meanwhile (the top bar, POST /sdapi/v1/options) waits for the job.
         """
         with self.lock:
-            yield ModelSession(self)
+            self._selected = self._active
+            try:
+                yield ModelSession(self)
+            finally:
+                self._selected = None
 
     def load(self, query: str, vae: str = VAE_AUTOMATIC) -> ActiveModel:
         """Make ``query`` (title, name or hash) the active checkpoint, with ``vae`` applied."""
@@ -109,6 +126,7 @@ class ModelManager:
             # Off the device first, so two large models never share the GPU.
             self._remember(previous)
         self._place(model.pipe, self.device)
+        model.device = self.device
         self._active = model
         return model
 

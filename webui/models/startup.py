@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from webui.models.catalog import Catalog, ModelFile
 from webui.models.identify import identify
-from webui.models.safe_load import CheckpointError, read_shapes
+from webui.models.safe_load import read_shapes
 
 _BASE_FAMILIES = ("sd15", "sd2", "sd2-v", "sdxl-base")
 
@@ -21,8 +21,8 @@ def _rank(file: ModelFile) -> int:
         return 1  # a pickle: identifying it means loading it
     try:
         family = identify(read_shapes(file.path)).family
-    except (CheckpointError, OSError, ValueError):
-        return 3  # unreadable header: tried last (and refused then, with the reason shown)
+    except Exception:  # any odd header (identify may raise more than CheckpointError): tried last,
+        return 3  # and refused then, with the reason shown
     return 0 if family in _BASE_FAMILIES else 2
 
 

@@ -102,7 +102,6 @@ class NetworkCatalog:
         self.refused = refused if refused is not None else RefusedFiles()
         self._files: dict[str, list[NetworkFile]] = {kind: [] for kind in KINDS}
         self._by_name: dict[str, dict[str, NetworkFile]] = {kind: {} for kind in KINDS}
-        self._duplicates: dict[str, list[NetworkFile]] = {kind: [] for kind in KINDS}
         self.refresh()
 
     def refresh(self, kind: str | None = None) -> None:
@@ -116,17 +115,14 @@ class NetworkCatalog:
                 seen_folders.add(key)
                 files.extend(sorted(_scan_folder(k, folder), key=lambda f: str(f.path).lower()))
             by_name: dict[str, NetworkFile] = {}
-            duplicates: list[NetworkFile] = []
             for f in files:
                 if f.name in by_name:
                     # Same stem as an earlier file: listed too, under its file name (relative to its
                     # folder), so prompts can tell them apart.
                     f = NetworkFile(kind=f.kind, name=_relative_name(f.path, self.folders[k]), path=f.path,
                                     preview=f.preview)
-                    duplicates.append(f)
                 by_name.setdefault(f.name, f)
             self._by_name[k] = by_name
-            self._duplicates[k] = duplicates
             self._files[k] = sorted(by_name.values(), key=lambda f: (f.name.lower(), f.name))
 
     def list(self, kind: str) -> list[NetworkFile]:
@@ -146,10 +142,6 @@ class NetworkCatalog:
 
     def names(self, kind: str) -> set[str]:
         return set(self._by_name[self._check(kind)])
-
-    def duplicates(self, kind: str) -> list[NetworkFile]:
-        """Files whose stem an earlier file has: listed under their file name instead."""
-        return list(self._duplicates[self._check(kind)])
 
     @staticmethod
     def _check(kind: str) -> str:

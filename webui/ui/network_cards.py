@@ -79,7 +79,7 @@ def _network_card(studio: StudioView, file: NetworkFile, loaded: str | None) -> 
 
 def cards(studio: StudioView, kind: str) -> list[Card]:
     if kind == "checkpoint":
-        active = studio.manager.active
+        active = studio.manager.selected
         active_path = active.file.path if active is not None else None
         found = []
         for f in studio.catalog.checkpoints:
@@ -90,6 +90,6 @@ def cards(studio: StudioView, kind: str) -> list[Card]:
                 card.state, card.note = "refused", f"Refused: {refused}"
             found.append(card)
         return found
-    active = studio.manager.active
+    active = studio.manager.selected
     loaded = model_version(active.spec.family) if active is not None else None
     return [_network_card(studio, f, loaded) for f in studio.networks.list(kind)]

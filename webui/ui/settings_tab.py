@@ -36,7 +36,7 @@ def checkpoint_choices(studio: StudioView) -> tuple[list[tuple[str, str]], str |
     for f in files:
         refused = studio.catalog.refused.reason(f.path)
         choices.append((f"⛔ {f.title} — refused: {refused}" if refused else f.title, f.title))
-    active = studio.manager.active
+    active = studio.manager.selected
     if active is None:
         return choices, None
     match = next((f.title for f in files if f.path == active.file.path), None)
@@ -113,7 +113,7 @@ def _changes(studio: StudioView, values: tuple[Any, ...]) -> dict[str, Any]:
         if info.kind is int and isinstance(value, float) and value.is_integer():
             value = int(value)
         if key == _CHECKPOINT:
-            active = studio.manager.active
+            active = studio.manager.selected
             chosen = studio.catalog.find_checkpoint(str(value))
             if active is not None and chosen is not None and chosen.path == active.file.path:
                 continue
