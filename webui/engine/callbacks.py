@@ -150,6 +150,10 @@ class Callbacks:
             if method is not None:
                 yield method
 
+    def _call(self, point: str, context: object) -> None:
+        for method in self._each(point):
+            method(context)
+
     @contextlib.contextmanager
     def patch_models(self, stage: StageContext) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
@@ -158,25 +162,19 @@ class Callbacks:
             yield
 
     def before_loop(self, stage: StageContext) -> None:
-        for method in self._each("before_loop"):
-            method(stage)
+        self._call("before_loop", stage)
 
     def before_unet(self, call: UNetCall) -> None:
-        for method in self._each("before_unet"):
-            method(call)
+        self._call("before_unet", call)
 
     def after_cfg(self, step: StepContext) -> None:
-        for method in self._each("after_cfg"):
-            method(step)
+        self._call("after_cfg", step)
 
     def after_step(self, step: StepContext) -> None:
-        for method in self._each("after_step"):
-            method(step)
+        self._call("after_step", step)
 
     def after_stage(self, stage: StageContext) -> None:
-        for method in self._each("after_stage"):
-            method(stage)
+        self._call("after_stage", stage)
 
     def after_decode(self, decoded: DecodedBatch) -> None:
-        for method in self._each("after_decode"):
-            method(decoded)
+        self._call("after_decode", decoded)

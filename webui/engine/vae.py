@@ -7,6 +7,9 @@ An SDXL VAE in fp16 is decoded in fp32 (it overflows otherwise), as diffusers do
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 import torch
 from diffusers.image_processor import VaeImageProcessor
@@ -22,19 +25,26 @@ def _needs_upcast(model: ActiveModel) -> bool:
     return model.spec.is_sdxl and vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
 
 
+@contextlib.contextmanager
+def _working_dtype(model: ActiveModel) -> Iterator[torch.dtype]:
+    """The dtype the VAE computes in for this block (fp32 for an fp16 SDXL VAE, then back)."""
+    vae = model.pipe.vae
+    if not _needs_upcast(model):
+        yield vae.dtype
+        return
+    vae.to(dtype=torch.float32)
+    try:
+        yield torch.float32
+    finally:
+        vae.to(dtype=torch.float16)
+
+
 @torch.no_grad()
 def decode(model: ActiveModel, latents: torch.Tensor) -> list[Image.Image]:
     """Latents (B, 4, h, w) → B images of (8h, 8w) pixels."""
     vae = model.pipe.vae
-    upcast = _needs_upcast(model)
-    if upcast:
-        vae.to(dtype=torch.float32)
-    try:
-        dtype = torch.float32 if upcast else vae.dtype
+    with _working_dtype(model) as dtype:
         pixels = vae.decode((latents / vae.config.scaling_factor).to(model.device, dtype), return_dict=False)[0]
-    finally:
-        if upcast:
-            vae.to(dtype=torch.float16)
     return _PROCESSOR.postprocess(pixels, output_type="pil")
 
 
@@ -48,16 +58,9 @@ def to_tensor(images: list[Image.Image]) -> torch.Tensor:
 def encode(model: ActiveModel, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Pixels in [-1, 1] → scaled latents: the posterior's mean, or a sample from ``generator``."""
     vae = model.pipe.vae
-    upcast = _needs_upcast(model)
-    if upcast:
-        vae.to(dtype=torch.float32)
-    try:
-        dtype = torch.float32 if upcast else vae.dtype
+    with _working_dtype(model) as dtype:
         posterior = vae.encode(pixels.to(model.device, dtype)).latent_dist
         latents = posterior.mode() if generator is None else posterior.sample(generator)
-    finally:
-        if upcast:
-            vae.to(dtype=torch.float16)
     return (latents * vae.config.scaling_factor).to(model.pipe.unet.dtype)
 
 
