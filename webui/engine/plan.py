@@ -62,8 +62,6 @@ class GenerationPlan:
     subseeds: tuple[int, ...]
     prompt: str  # the styled prompts as infotext records them (comments removed, tags kept)
     negative_prompt: str
-    hr_prompt: str
-    hr_negative_prompt: str
     clip_skip: int
     checkpoint: str | None  # the job's model when the request overrides it
     keep_overrides: bool  # checkpoint / VAE overrides stay in effect after the job
@@ -108,8 +106,7 @@ def build_plan(
 
     prompt, negative = _styled(req.prompt, req.negative_prompt, req.styles, styles, options)
     passes = [_txt2img_pass(req, prompt, negative)]
-    hr_prompt, hr_negative = prompt, negative
-    if req.enable_hr:
+    if req.enable_hr:  # A1111: an empty hires prompt is the prompt; styles apply to both
         hr_prompt, hr_negative = _styled(req.hr_prompt or req.prompt, req.hr_negative_prompt or req.negative_prompt,
                                          req.styles, styles, options)
         passes.append(_hires_pass(req, hr_prompt, hr_negative))
@@ -122,8 +119,6 @@ def build_plan(
         subseeds=tuple(subseed + i for i in range(count)),
         prompt=prompt,
         negative_prompt=negative,
-        hr_prompt=hr_prompt,
-        hr_negative_prompt=hr_negative,
         clip_skip=clip_skip,
         checkpoint=overrides.get("sd_model_checkpoint"),
         keep_overrides=bool(overrides) and not req.override_settings_restore_afterwards,

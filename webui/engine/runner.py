@@ -3,8 +3,8 @@
 A job snapshots the options and builds its plan when it starts, takes the model lock for its
 whole length (a model switch requested meanwhile waits for it), runs its batches, saves each
 image with its infotext, and restores the model that was active before it. Nothing here calls
-out (option listeners, ...) while the lock is held: a kept checkpoint override is written to the
-options after the lock is released.
+out (option listeners, ...) while the lock is held: kept overrides are written to the options
+after the lock is released.
 """
 
 from __future__ import annotations
