@@ -8,6 +8,7 @@ text instead and clears the selection, so they are not applied twice.
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ import gradio as gr
 
 from webui.styles import StyleError
 from webui.ui.protocol import StudioView
+
+log = logging.getLogger(__name__)
 
 CSS = """
 .sd-styles-row { align-items: end; gap: 0.4em; }
@@ -60,6 +63,7 @@ def build_styles(studio: StudioView, demo: gr.Blocks, prompt: gr.Textbox, negati
         try:
             new_text, new_neg = studio.styles.apply(text or "", neg or "", selected or [])
         except StyleError as e:
+            log.error("styles not applied: %s", e)
             return gr.skip(), gr.skip(), gr.skip(), _message(str(e), error=True)
         return new_text, new_neg, gr.update(value=[]), ""
 
@@ -67,6 +71,7 @@ def build_styles(studio: StudioView, demo: gr.Blocks, prompt: gr.Textbox, negati
         try:
             style = studio.styles.save(style_name, text or "", neg or "")
         except (StyleError, OSError) as e:
+            log.error("style %r not saved: %s", style_name, e)
             return gr.skip(), gr.skip(), gr.skip(), _message(f"Could not save the style: {e}", error=True)
         return (choices(selected), gr.update(value=""), gr.update(visible=False),
                 _message(f"Saved style {style.name!r}."))

@@ -103,9 +103,12 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks) -> ExtraNetworksPanel
                 **hires,
             )
         except ValidationError as e:
-            yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(job_view.validation_message(e)))
+            message = job_view.validation_message(e)
+            job_view.log.error("txt2img request refused: %s", message)
+            yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(message))
             return
         except StyleError as e:
+            job_view.log.error("txt2img styles: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Styles: {e}"))
             return
         try:
