@@ -94,10 +94,10 @@ def bench_family(family: str, size: int, args, folder: Path) -> list[dict]:
     from webui import samplers
     from webui.app import Studio
     from webui.engine.callbacks import LoopCallback
+    from webui.flags import CommandLine
     from webui.models import configs
     from webui.models.synthetic import write_checkpoint
     from webui.request import GenerationRequest
-    from webui.settings import CommandLine
 
     cuda = torch.cuda.is_available() and not args.smoke
     data = folder / family

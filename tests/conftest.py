@@ -17,7 +17,6 @@ import pytest
 
 from tests.kit.servers import LiveServer, start_server
 
-
 # --- Networking that fails loudly -------------------------------------------------------------
 
 class NetworkAccessError(RuntimeError):
@@ -90,7 +89,7 @@ def copy_checkpoint(source: Path, folder: Path, name: str | None = None) -> Path
 def build_studio(data_dir: Path, checkpoint_store, families: tuple[str, ...] = ("sd15",), start: bool = True, **flags):
     """A Studio over ``data_dir`` with tiny checkpoints named ``<family>.safetensors``."""
     from webui.app import Studio
-    from webui.settings import CommandLine
+    from webui.flags import CommandLine
 
     ckpt_dir = data_dir / "models" / "Stable-diffusion"
     for family in families:

@@ -7,30 +7,73 @@ catalog, manager and options; they never build pipelines or run generation thems
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
+from webui import limits
+from webui.auth.authenticator import Authenticator
+from webui.auth.users import UserStore, parse_pairs
 from webui.engine.runner import Engine
-from webui.jobs import Job, JobQueue, JobState
+from webui.flags import CommandLine, OutsideFolder, Paths
+from webui.job_codec import RequestCodec
+from webui.jobs import Job, JobQueue, JobState, JobStore
 from webui.models.catalog import Catalog
 from webui.models.demo import DEMO_NOTICE, ensure_demo_checkpoint, is_synthetic
 from webui.models.hashes import HashCache
 from webui.models.manager import ModelManager
 from webui.models.refusals import RefusedFiles
-from webui.models.startup import startup_candidates
 from webui.models.safe_load import CheckpointError
-from webui.networks.catalog import NetworkCatalog, default_folders
+from webui.models.startup import startup_candidates
+from webui.networks.catalog import NetworkCatalog
+from webui.outputs import remove_partial_files
 from webui.request import GenerationRequest
 from webui.result import Result
-from webui.settings import CommandLine, Options, Paths
+from webui.settings import OUTPUT_FOLDER_OPTIONS, OptionError, Options
 from webui.styles import StyleDatabase
 
 log = logging.getLogger(__name__)
+
+
+class DataDirError(RuntimeError):
+    """The data dir cannot be used (read-only, full, not a folder); the message says what to do."""
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Fail at start, with a sentence, when the data dir cannot be written."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as e:
+        raise DataDirError(f"the data dir {data_dir} cannot be written ({e.strerror or e}): give a writable "
+                           "folder with --data-dir, or free some space") from None
+
+
+def _flag_users(cmd: CommandLine) -> dict[str, str]:
+    """Users from A1111's --gradio-auth, --gradio-auth-path and --api-auth (admins, in memory)."""
+    users: dict[str, str] = {}
+    if cmd.gradio_auth:
+        users.update(parse_pairs(cmd.gradio_auth, "--gradio-auth"))
+    if cmd.gradio_auth_path:
+        try:
+            text = cmd.gradio_auth_path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise DataDirError(f"--gradio-auth-path {cmd.gradio_auth_path}: {e.strerror or e}") from None
+        users.update(parse_pairs(text, "--gradio-auth-path"))
+    if cmd.api_auth:
+        users.update(parse_pairs(cmd.api_auth, "--api-auth"))
+    return users
 
 
 class Studio:
     def __init__(self, cmd: CommandLine):
         self.cmd = cmd
         self.paths = Paths.from_cmd(cmd)
+        check_data_dir(self.paths.data_dir)
         self.options = Options(self.paths.config_file)
+        self.users = UserStore(self.paths.data_dir / "users.json", _flag_users(cmd))
+        self.auth = Authenticator(self.users)
         self.hashes = HashCache(self.paths.cache_file)
         if not cmd.no_demo_model:
             ensure_demo_checkpoint(self.paths.ckpt_dir)
@@ -38,7 +81,7 @@ class Studio:
         self.refused = RefusedFiles(self.paths.data_dir / "refused.json")
         self.catalog = Catalog(self.paths.ckpt_dir, self.paths.vae_dir, self.hashes, self.refused)
         self.styles = StyleDatabase(self.paths.data_dir / "styles.csv")
-        network_folders = default_folders(self.paths.data_dir)
+        network_folders = self.paths.network_folders()
         for folders in network_folders.values():
             folders[0].mkdir(parents=True, exist_ok=True)
         self.networks = NetworkCatalog(network_folders, self.hashes, self.refused)
@@ -48,7 +91,11 @@ class Studio:
             ram_cache=self.options.sd_checkpoint_cache,
         )
         self.engine = Engine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
-        self.queue = JobQueue(self.engine.run, preview_every=self.options.show_progress_every_n_steps)
+        self.queue = JobQueue(
+            self.engine.run, store=JobStore(self.paths.data_dir / "jobs.sqlite"), codec=RequestCodec(),
+            preview_every=self.options.show_progress_every_n_steps,
+            max_per_owner=self.options.queue_max_per_user, max_total=self.options.queue_max_total,
+        )
         self.load_error: str | None = None
         self._wire_options()
 
@@ -58,6 +105,18 @@ class Studio:
         opts.on_change("sd_vae", lambda vae: self.manager.set_vae(vae))
         opts.on_change("sd_checkpoint_cache", lambda n: self.manager.set_ram_cache(n))
         opts.on_change("show_progress_every_n_steps", lambda n: setattr(self.queue, "preview_every", n))
+        opts.on_change("queue_max_per_user", lambda n: setattr(self.queue, "max_per_owner", n))
+        opts.on_change("queue_max_total", lambda n: setattr(self.queue, "max_total", n))
+        for key in OUTPUT_FOLDER_OPTIONS:
+            opts.on_change(key, self._check_output_folder)
+
+    def _check_output_folder(self, folder: str) -> None:
+        """Output folders stay inside the data dir (or folders the admin allowed at start)."""
+        if folder:
+            try:
+                self.paths.outputs(folder)
+            except OutsideFolder as e:
+                raise OptionError(str(e)) from None
 
     def _switch(self, title: str) -> None:
         model = self.manager.load(title, self.options.sd_vae)
@@ -65,8 +124,28 @@ class Studio:
         log.info("checkpoint %s loaded", model.file.title)
 
     def start(self) -> None:
+        self._clean_outputs()
         self.load_initial_model()
+        revived = self.queue.recover()
+        if revived:
+            log.info("%d job(s) from before the restart will run", revived)
+        forgotten = self.queue.forget_finished(float(self.options.jobs_keep_days) * 86400)
+        if forgotten:
+            log.info("%d finished job(s) older than %s days forgotten", forgotten, self.options.jobs_keep_days)
         self.queue.start()
+
+    def _clean_outputs(self) -> None:
+        """Half-written files a crash left in the output folders."""
+        for key in OUTPUT_FOLDER_OPTIONS:
+            folder = self.options.get(key)
+            if not folder:
+                continue
+            try:
+                path = self.paths.outputs(folder)
+            except OutsideFolder:
+                continue
+            if path.is_dir():
+                remove_partial_files(path)
 
     def stop(self) -> None:
         self.queue.stop(timeout=10)
@@ -125,11 +204,14 @@ class Studio:
             return encoder.count_tokens(text)
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job:
+        """Queue a job for ``owner``: LimitExceeded past a work limit, QueueFull past a queue cap."""
+        limits.check(request, limits.Limits.from_options(self.options.snapshot()))
         return self.queue.submit(request, owner=owner)
 
     def generate(self, request: GenerationRequest, owner: str | None = None) -> Result:
         """Run through the queue and wait (used by synchronous endpoints)."""
-        job = self.queue.run(request, owner=owner)
+        job = self.submit(request, owner=owner)
+        job.done_event.wait()
         if job.error:
             raise GenerationFailed(job.error)
         if job.state is JobState.CANCELLED:

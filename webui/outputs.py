@@ -14,11 +14,13 @@ import re
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 _lock = threading.Lock()
+PARTIAL_PREFIX = ".partial-"  # files being written; never a *.png until complete
 
 
 def dated_folder(base: Path, per_day: bool = True) -> Path:
@@ -35,25 +37,31 @@ def _next_number(folder: Path, prefix: str = "") -> int:
     return highest + 1
 
 
-def _png_bytes_to(path: Path, image: Image.Image, infotext: str | None) -> None:
+def _png_bytes_to(path: Path, image: Image.Image, infotext: str | None, extra_text: dict[str, str] | None = None) -> None:
     info = PngInfo()
     if infotext:
         info.add_text("parameters", infotext)
+    for key, value in (extra_text or {}).items():
+        info.add_text(key, value)
     with path.open("wb") as f:
         image.save(f, format="PNG", pnginfo=info)
         f.flush()
         os.fsync(f.fileno())
 
 
-def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str | None, prefix: str = "") -> Path:
-    """Write ``image`` as ``<prefix><number:05>-<stem_suffix>.png`` in ``folder``; returns the path."""
+def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str | None, prefix: str = "",
+             extra_text: dict[str, str] | None = None) -> Path:
+    """Write ``image`` as ``<prefix><number:05>-<stem_suffix>.png`` in ``folder``; returns the path.
+
+    ``extra_text``: more PNG text chunks (the job queue tags its images to find them after a crash).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".png", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _png_bytes_to(tmp, image, infotext)
+        _png_bytes_to(tmp, image, infotext, extra_text)
         with _lock:
             number = _next_number(folder, prefix)
             while True:
@@ -65,6 +73,35 @@ def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str |
                     number += 1
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def find_tagged(folder: str | Path, key: str, match: Callable[[str], bool]) -> tuple[Path, dict] | None:
+    """The PNG in ``folder`` whose text chunk ``key`` matches, with its text chunks (headers only)."""
+    try:
+        entries = sorted(Path(folder).glob("*.png"))
+    except OSError:
+        return None
+    for path in entries:
+        try:
+            with Image.open(path) as png:
+                value = png.info.get(key)  # text chunks come before the image data
+                if isinstance(value, str) and match(value):
+                    return path, {k: v for k, v in png.info.items() if isinstance(v, str)}
+        except (OSError, SyntaxError, ValueError):
+            continue
+    return None
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete what a crash left half-written under ``folder``; returns how many."""
+    removed = 0
+    for path in Path(folder).rglob(f"{PARTIAL_PREFIX}*"):
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def grid_rows(count: int) -> int:

@@ -15,13 +15,26 @@ from PIL import Image
 
 @dataclass
 class GeneratedImage:
-    """One output image, the seeds it was made from, its A1111 infotext and its saved file."""
+    """One output image, the seeds it was made from, its A1111 infotext and its saved file.
 
-    image: Image.Image
+    ``image`` is None for an image read back from the job store after a restart: its ``path``
+    holds it (see ``load``).
+    """
+
+    image: Image.Image | None
     seed: int
     subseed: int
     infotext: str
     path: Path | None = None
+
+    def load(self) -> Image.Image:
+        """The pixels: in memory, or read from the saved file."""
+        if self.image is None:
+            if self.path is None:
+                raise FileNotFoundError("this image was not saved and is no longer in memory")
+            with Image.open(self.path) as saved:
+                self.image = saved.convert("RGB")
+        return self.image
 
 
 @dataclass

@@ -5,18 +5,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from webui.app import Studio
+from webui.flags import CommandLine
+from webui.guard import Guard
 from webui.version import VERSION
 
 log = logging.getLogger(__name__)
 
 
-def create_app(studio: Studio, *, with_ui: bool = True) -> FastAPI:
+def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
+    """The whole server: REST routers and the Gradio UI, behind the gate (webui/guard.py)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         studio.start()
@@ -30,8 +36,10 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> FastAPI:
     _install_error_handlers(app)
 
     from webui.api.jobs_api import jobs_router
+    from webui.api.login import login_router
     from webui.api.sdapi import sdapi_router
 
+    app.include_router(login_router(studio.auth))
     app.include_router(sdapi_router(studio))
     app.include_router(jobs_router(studio))
     if with_ui:
@@ -43,10 +51,37 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> FastAPI:
         app.include_router(preview_router(studio))
         demo, launch_kwargs = build_ui(studio)
         app = gr.mount_gradio_app(app, demo, path="/", **launch_kwargs)
-    return app
+    hosts = None if studio.cmd.allowed_hosts == ("*",) else allowed_hosts(studio.cmd)
+    return Guard(app, auth=studio.auth, allowed_hosts=hosts, max_body_bytes=studio.cmd.max_body_mb * 2**20)
+
+
+def allowed_hosts(cmd: CommandLine) -> set[str]:
+    """--allowed-hosts, else the names and addresses of this machine (only loopback unless --listen)."""
+    hosts = {"localhost", "127.0.0.1", "::1"}
+    if cmd.allowed_hosts:
+        return hosts | set(cmd.allowed_hosts)
+    if cmd.listen:
+        import psutil
+
+        hosts |= {socket.gethostname(), socket.getfqdn()}
+        for addresses in psutil.net_if_addrs().values():
+            hosts |= {a.address.split("%")[0] for a in addresses if a.family in (socket.AF_INET, socket.AF_INET6)}
+    return {h.lower() for h in hosts}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers a body it cannot decode (bad UTF-8, JSON nested too deep) with a 400 of
+        # its own shape: the same problem is a 422 in our shape, as every other bad body.
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            message = "the body is not valid JSON (bad UTF-8, or nested too deep)"
+            return JSONResponse(status_code=422, content={"error": "ValidationError", "detail": message,
+                                                          "message": message})
+        message = str(exc.detail)
+        return JSONResponse(status_code=exc.status_code, content={"error": type(exc).__name__, "detail": message,
+                                                                  "message": message}, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's list of errors, plus one readable line for people and simple clients.

@@ -1,94 +1,21 @@
-"""Command-line flags and persisted options: the one typed source of truth for configuration.
+"""Persisted options: the one typed source of truth for what can be changed while running.
 
-Options use A1111's keys (they travel through GET/POST /sdapi/v1/options unchanged) and persist
+(Command-line flags and folders are in webui/flags.py.) Options use A1111's keys (they travel through GET/POST /sdapi/v1/options unchanged) and persist
 as JSON in ``<data dir>/config.json``, written atomically.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class CommandLine:
-    listen: bool = False
-    port: int = 7860
-    api: bool = True
-    data_dir: Path = REPO_ROOT
-    ckpt_dir: Path | None = None
-    vae_dir: Path | None = None
-    ckpt: Path | None = None
-    medvram: bool = False
-    lowvram: bool = False
-    no_half: bool = False
-    device: str | None = None
-    no_demo_model: bool = False
-
-    @property
-    def host(self) -> str:
-        return "0.0.0.0" if self.listen else "127.0.0.1"
-
-
-def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
-    parser = argparse.ArgumentParser(prog="webui", description="Stable Diffusion studio server")
-    parser.add_argument("--listen", action="store_true", help="serve on 0.0.0.0 (the LAN), not only 127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--api", action="store_true", help="accepted for A1111 compatibility; the API is always on")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("WEBUI_DATA_DIR", REPO_ROOT)),
-                        help="config, caches, outputs and models/ live here")
-    parser.add_argument("--ckpt-dir", type=Path, default=None, help="checkpoint folder (default <data-dir>/models/Stable-diffusion)")
-    parser.add_argument("--vae-dir", type=Path, default=None, help="VAE folder (default <data-dir>/models/VAE)")
-    parser.add_argument("--ckpt", type=Path, default=None, help="checkpoint to load at start")
-    parser.add_argument("--medvram", action="store_true", help="keep only the active component on the GPU")
-    parser.add_argument("--lowvram", action="store_true", help="stream weights to the GPU layer by layer")
-    parser.add_argument("--no-half", action="store_true", help="fp32 weights even on CUDA")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--no-demo-model", action="store_true", help="do not write the demo checkpoint")
-    ns = parser.parse_args(argv)
-    return CommandLine(
-        listen=ns.listen, port=ns.port, api=True, data_dir=ns.data_dir.resolve(),
-        ckpt_dir=ns.ckpt_dir, vae_dir=ns.vae_dir, ckpt=ns.ckpt, medvram=ns.medvram, lowvram=ns.lowvram,
-        no_half=ns.no_half, device=ns.device, no_demo_model=ns.no_demo_model,
-    )
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where things live, all derived from the flags (A1111's layout under the data dir)."""
-
-    data_dir: Path
-    ckpt_dir: Path
-    vae_dir: Path
-
-    @classmethod
-    def from_cmd(cls, cmd: CommandLine) -> "Paths":
-        models = cmd.data_dir / "models"
-        return cls(
-            data_dir=cmd.data_dir,
-            ckpt_dir=(cmd.ckpt_dir or models / "Stable-diffusion").resolve(),
-            vae_dir=(cmd.vae_dir or models / "VAE").resolve(),
-        )
-
-    @property
-    def config_file(self) -> Path:
-        return self.data_dir / "config.json"
-
-    @property
-    def cache_file(self) -> Path:
-        return self.data_dir / "cache.json"
-
-    def outputs(self, folder: str) -> Path:
-        path = Path(folder)
-        return path if path.is_absolute() else self.data_dir / path
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +62,21 @@ OPTIONS: dict[str, OptionInfo] = {
         (), "Hide networks of unknown version while a model of these versions is loaded", "Extra Networks", list,
         choices=("SD1", "SD2", "SDXL"),
     ),
+    "queue_max_per_user": OptionInfo(20, "Jobs one user may have waiting (0 = no cap)", "Queue", int, minimum=0,
+                                     maximum=10_000),
+    "queue_max_total": OptionInfo(200, "Jobs waiting in all (0 = no cap)", "Queue", int, minimum=0, maximum=100_000),
+    "jobs_keep_days": OptionInfo(7.0, "Days finished jobs stay listed (their images stay on disk)", "Queue", float,
+                                 minimum=0.0, maximum=3650.0),
+    "limit_prompt_chars": OptionInfo(20_000, "Longest prompt, in characters", "Limits", int, minimum=100,
+                                     maximum=1_000_000),
+    "limit_prompt_depth": OptionInfo(48, "Deepest nesting of brackets in a prompt", "Limits", int, minimum=4,
+                                     maximum=1000),
+    "limit_images_per_job": OptionInfo(100, "Most images in one job (batch size × batch count)", "Limits", int,
+                                       minimum=1, maximum=10_000),
+    "limit_pixels_per_image": OptionInfo(2048 * 2048, "Most pixels in one image (also after hires fix)", "Limits",
+                                         int, minimum=64 * 64, maximum=8192 * 8192),
+    "limit_work_per_job": OptionInfo(6000, "Most work in one job, in 512×512 image-steps (pixels × steps × images)",
+                                     "Limits", int, minimum=1, maximum=10_000_000),
     "outdir_samples": OptionInfo("", "Output folder for all images (overrides the two below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),
@@ -153,8 +95,50 @@ OPTIONS: dict[str, OptionInfo] = {
 }
 
 
+MAX_VALUE_CHARS = 65_536  # an option value, as JSON
+
+# A1111's options with A1111's defaults (configs/a1111_options.json): GET /options lists them and
+# POST accepts them, so clients that round-trip or toggle them (send_seed...) work.
+A1111_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    json.loads((Path(__file__).resolve().parents[1] / "configs" / "a1111_options.json").read_text("utf-8"))["options"]
+)
+
+
+def validate_a1111_option(key: str, value: Any) -> Any:
+    """A value for one of A1111's options: its default's type, finite, JSON, at most 64 KiB."""
+    if key not in A1111_DEFAULTS:
+        raise OptionError(f"unknown option {key!r} (neither ours nor A1111's)")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise OptionError(f"option {key}: not a JSON value (or not a finite number)") from None
+    if len(text) > MAX_VALUE_CHARS:
+        raise OptionError(f"option {key}: the value is {len(text)} characters as JSON; the most is {MAX_VALUE_CHARS}")
+    default = A1111_DEFAULTS[key]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise OptionError(f"option {key}: expected true or false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OptionError(f"option {key}: expected a number, got {value!r}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise OptionError(f"option {key}: expected text, got {value!r}")
+    elif isinstance(default, list) and not isinstance(value, list):
+        raise OptionError(f"option {key}: expected a list, got {value!r}")
+    return value
+
+
+# Options naming folders that images are written to: they must stay inside the allowed roots.
+OUTPUT_FOLDER_OPTIONS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids")
+
+
 class OptionError(ValueError):
     """A bad option name or value; the message says which and why."""
+
+
+class OptionSaveError(OptionError):
+    """config.json could not be written (a full or read-only disk); the change was not made."""
 
 
 class Options:
@@ -181,8 +165,8 @@ class Options:
         for key, value in stored.items():
             try:
                 self._values[key] = self._validate(key, value)
-            except OptionError:
-                self._values[key] = value if key not in OPTIONS else OPTIONS[key].default
+            except OptionError as e:  # an old or hand-edited file: the default instead, and say so
+                log.warning("config.json: %s; using the default", e)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -195,11 +179,14 @@ class Options:
                 return self._values[key]
         if key in OPTIONS:
             return OPTIONS[key].default
+        if key in A1111_DEFAULTS:
+            return A1111_DEFAULTS[key]
         raise AttributeError(f"unknown option {key!r}")
 
     def as_dict(self) -> dict[str, Any]:
+        """Every option: A1111's (with its defaults), ours, as set."""
         with self._lock:
-            return {**{k: i.default for k, i in OPTIONS.items()}, **self._values}
+            return {**A1111_DEFAULTS, **{k: i.default for k, i in OPTIONS.items()}, **self._values}
 
     def on_change(self, key: str, listener: Callable[[Any], None]) -> None:
         with self._lock:
@@ -210,10 +197,12 @@ class Options:
         return OptionsSnapshot(self.as_dict())
 
     def update(self, changes: dict[str, Any]) -> list[str]:
-        """Validate all, run listeners (which may refuse with an exception), then persist.
+        """Validate all, then per key: save, run its listeners (which may refuse), apply.
 
-        Returns the keys that changed. Unknown keys (other tools' A1111 options) are stored as
-        given so a client that round-trips the options does not lose them.
+        Returns the keys that changed. A change is in effect only once it is saved: when
+        config.json cannot be written (a full or read-only disk) nothing of that key is applied
+        and :class:`OptionSaveError` says why. A listener that refuses (a checkpoint that will not
+        load) raises; its key keeps the old value, keys before it stay changed.
 
         Listeners run while no lock that readers take is held: a checkpoint listener may wait
         for the running job to finish with the model, and that job (or the progress endpoint)
@@ -222,22 +211,25 @@ class Options:
         """
         validated = {k: self._validate(k, v) for k, v in changes.items()}
         changed: list[str] = []
-        try:
-            for key, value in validated.items():
-                with self._key_lock(key):  # never more than one held: no lock-order deadlock
-                    if self.get_or_none(key) == value:
-                        continue
-                    with self._lock:
-                        listeners = list(self._listeners.get(key, []))
+        for key, value in validated.items():
+            with self._key_lock(key):  # never more than one held: no lock-order deadlock
+                if self.get_or_none(key) == value:
+                    continue
+                self._save({key: value})
+                with self._lock:
+                    listeners = list(self._listeners.get(key, []))
+                try:
                     for listener in listeners:
                         listener(value)
-                    with self._lock:
-                        self._values[key] = value
-                    changed.append(key)
-        finally:
-            # What was applied before a refusing listener is in effect, so it is saved too.
-            if changed:
-                self._save()
+                except BaseException:
+                    try:
+                        self._save()  # back to the file without the refused value
+                    except OptionSaveError as e:
+                        log.error("%s", e)
+                    raise
+                with self._lock:
+                    self._values[key] = value
+                changed.append(key)
         return changed
 
     def _key_lock(self, key: str) -> threading.RLock:
@@ -253,7 +245,7 @@ class Options:
     def _validate(self, key: str, value: Any) -> Any:
         info = OPTIONS.get(key)
         if info is None:
-            return value
+            return validate_a1111_option(key, value)
         try:
             if info.kind is bool:
                 if not isinstance(value, bool):
@@ -287,14 +279,23 @@ class Options:
             raise OptionError(f"option {key}: {unknown!r} not among {list(info.choices or ())}")
         return list(value)
 
-    def _save(self) -> None:
+    def _save(self, pending: dict[str, Any] | None = None) -> None:
+        """Write config.json atomically (the values plus ``pending``); OptionSaveError on failure."""
         with self._save_lock:
             with self._lock:
-                text = json.dumps(self._values, indent=2, sort_keys=True)
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+                text = json.dumps({**self._values, **(pending or {})}, indent=2, sort_keys=True, allow_nan=False)
             tmp = self._path.with_suffix(".json.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self._path)
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                with tmp.open("w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self._path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise OptionSaveError(f"could not save {self._path.name} ({e.strerror or e}); "
+                                      "nothing was changed") from None
 
 
 class OptionsSnapshot(Mapping[str, Any]):

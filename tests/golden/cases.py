@@ -88,7 +88,12 @@ FAMILIES: tuple[str, ...] = tuple(sorted({family for _, family, _ in CASES}))
 
 def write_networks(data_dir, pipes: dict) -> None:
     """The LoRA, embedding and hypernetwork files the cases name, from fixed seeds."""
-    from tests.kit.networks import random_vectors, write_a1111_embedding, write_hypernetwork, write_kohya_lora
+    from tests.kit.networks import (
+        random_vectors,
+        write_a1111_embedding,
+        write_hypernetwork,
+        write_kohya_lora,
+    )
 
     models = data_dir / "models"
     write_kohya_lora(models / "Lora" / "golden-lora.safetensors", pipes["sd15"], seed=11)

@@ -23,9 +23,9 @@ def make_studio(data_dir: Path):
     from tests.conftest import copy_checkpoint
     from tests.golden.cases import FAMILIES, write_networks
     from webui.app import Studio
+    from webui.flags import CommandLine
     from webui.models.load import load_checkpoint
     from webui.models.synthetic import write_checkpoint
-    from webui.settings import CommandLine
 
     store = data_dir / "store"
     store.mkdir(parents=True, exist_ok=True)

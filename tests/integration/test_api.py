@@ -216,7 +216,7 @@ def test_server_still_generates_after_bad_input(live_server):
     assert len(txt2img(live_server)["images"]) == 1
 
 
-def test_failed_job_is_a_500_and_the_server_keeps_serving(live_server):
+def test_a_broken_model_in_overrides_is_a_400_and_the_server_keeps_serving(live_server):
     broken = Path(live_server.data_dir, "models", "VAE", "broken.safetensors")
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_bytes(b"this is not a safetensors file")
@@ -224,12 +224,12 @@ def test_failed_job_is_a_500_and_the_server_keeps_serving(live_server):
         assert live_server.post("/sdapi/v1/refresh-vae").status_code == 200
         assert "broken.safetensors" in [v["model_name"] for v in live_server.get("/sdapi/v1/sd-vae").json()]
         response = live_server.post("/sdapi/v1/txt2img", json={**SMALL, "override_settings": {"sd_vae": "broken.safetensors"}})
-        body = assert_error(response, 500)
-        assert body["error"] == "GenerationFailed"
+        body = assert_error(response, 400, "broken.safetensors")
+        assert body["error"] == "CheckpointError"
         # A checkpoint override applied before the failing VAE override is undone too.
         response = live_server.post("/sdapi/v1/txt2img", json={**SMALL, "override_settings": {
             "sd_model_checkpoint": "sdxl-base", "sd_vae": "broken.safetensors"}})
-        assert_error(response, 500)
+        assert_error(response, 400)
         assert json.loads(txt2img(live_server)["info"])["sd_model_name"] == "sd15"
     finally:
         broken.unlink()

@@ -17,7 +17,11 @@ from webui.models.catalog import Catalog
 from webui.models.hashes import HashCache, sha256_of_file
 from webui.models.load import identify_file, load_checkpoint
 from webui.models.manager import ModelManager
-from webui.models.safe_load import CheckpointError, load_state_dict, read_safetensors_header
+from webui.models.safe_load import (
+    CheckpointError,
+    load_state_dict,
+    read_safetensors_header,
+)
 from webui.models.synthetic import FAMILIES, write_ckpt_pickle, write_vae
 from webui.request import GenerationRequest
 

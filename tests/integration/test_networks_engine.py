@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import build_studio
-from tests.kit.networks import random_vectors, write_a1111_embedding, write_hypernetwork, write_kohya_lora
+from tests.kit.networks import (
+    random_vectors,
+    write_a1111_embedding,
+    write_hypernetwork,
+    write_kohya_lora,
+)
 from webui import infotext
 from webui.request import GenerationRequest
 

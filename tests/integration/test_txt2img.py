@@ -235,7 +235,7 @@ def test_concurrent_saves_never_collide(tmp_path):
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     from webui import outputs
 
-    def broken(path, image, text):
+    def broken(path, image, text, extra=None):
         path.write_bytes(b"\x89PNG half")
         raise OSError("disk full")
 

@@ -10,7 +10,12 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders import single_file_utils as sfu
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from webui.models.ldm_layout import clip_to_ldm, open_clip_to_ldm, unet_to_ldm, vae_to_ldm
+from webui.models.ldm_layout import (
+    clip_to_ldm,
+    open_clip_to_ldm,
+    unet_to_ldm,
+    vae_to_ldm,
+)
 
 UNET_CASES: dict[str, dict[str, Any]] = {
     # SD1-like: conv proj_in, last level without attention, upsampler at output_blocks.N.1.conv

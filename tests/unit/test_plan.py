@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 import torch
+from pydantic import ValidationError
 
 from webui.engine.plan import build_plan
 from webui.engine.sampling import start_run

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from webui.settings import OPTIONS, CommandLine, Options, OptionError, Paths, parse_args
+from webui.flags import CommandLine, Paths, parse_args
+from webui.settings import OPTIONS, OptionError, Options
 
 
 def test_defaults_then_changes_persist(tmp_path):
@@ -43,10 +44,19 @@ def test_a_refusing_listener_keeps_the_old_value_but_earlier_changes_stay_saved(
     assert options.sd_model_checkpoint == ""
 
 
-def test_unknown_keys_from_other_clients_round_trip(tmp_path):
+def test_a1111_options_round_trip_and_unknown_keys_are_refused(tmp_path):
     options = Options(tmp_path / "config.json")
-    options.update({"some_extension_option": [1, 2]})
-    assert Options(tmp_path / "config.json").as_dict()["some_extension_option"] == [1, 2]
+    everything = options.as_dict()
+    assert (everything["send_seed"], everything["samples_format"]) == (True, "png")  # A1111's defaults
+    options.update({"send_seed": False, "realesrgan_enabled_models": ["R-ESRGAN 4x+"]})
+    assert Options(tmp_path / "config.json").as_dict()["send_seed"] is False
+    options.update(everything)  # a client writing back what it read changes nothing it did not mean to
+    with pytest.raises(OptionError, match="unknown option"):
+        options.update({"some_tool_option": 1})
+    for bad in ({"send_seed": "yes"}, {"jpeg_quality": float("nan")}, {"font": "x" * 100_000}):
+        with pytest.raises(OptionError):
+            options.update(bad)
+    assert json.loads((tmp_path / "config.json").read_text()).keys() <= set(everything)
 
 
 def test_a_broken_config_file_is_kept_aside_and_defaults_used(tmp_path):

@@ -15,7 +15,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from tests.kit import FAMILIES, family_spec, write_checkpoint, write_ckpt_pickle, write_vae
+from tests.kit import (
+    FAMILIES,
+    family_spec,
+    write_checkpoint,
+    write_ckpt_pickle,
+    write_vae,
+)
 
 U = "model.diffusion_model."
 

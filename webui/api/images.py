@@ -22,7 +22,7 @@ def png_bytes(generated: GeneratedImage, with_infotext: bool = True) -> bytes:
         except OSError:
             pass  # moved or deleted since: encode from memory
     buffer = io.BytesIO()
-    infotext.save_with_infotext(generated.image, buffer, "PNG", generated.infotext if with_infotext else None)
+    infotext.save_with_infotext(generated.load(), buffer, "PNG", generated.infotext if with_infotext else None)
     return buffer.getvalue()
 
 

@@ -6,16 +6,25 @@ converts it; the difference is that the call returns at once (202) with the job 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from webui.api.models import JobCancelled, JobProgress, JobSubmitted, JobView, Txt2ImgApiRequest
+from webui.api.access import caller, may_see, owner_filter, submit_refusal
 from webui.api.common import error_response
 from webui.api.images import encode_preview, png_bytes
+from webui.api.models import (
+    JobCancelled,
+    JobProgress,
+    JobSubmitted,
+    JobView,
+    Txt2ImgApiRequest,
+)
 from webui.api.txt2img_request import build_generation_request
 from webui.app import Studio
+from webui.auth.users import User
+from webui.jobs import Job, JobState, QueueFull
+from webui.limits import LimitExceeded
 from webui.result import Result
-from webui.jobs import Job, JobState
 
 # How long DELETE waits for a running job to stop before answering with its current state.
 _CANCEL_WAIT_S = 5.0
@@ -47,24 +56,29 @@ def jobs_router(studio: Studio) -> APIRouter:
             finished_at=job.finished_at,
         )
 
-    @router.post("/jobs", status_code=202, response_model=JobSubmitted, responses={422: {}, 503: {}})
-    def submit(req: Txt2ImgApiRequest):
-        """Queue a txt2img job (A1111's txt2img body); returns at once with its id."""
+    @router.post("/jobs", status_code=202, response_model=JobSubmitted, responses={422: {}, 429: {}, 503: {}})
+    def submit(req: Txt2ImgApiRequest, user: User = Depends(caller)):
+        """Queue a txt2img job (A1111's txt2img body) for the caller; returns at once with its id."""
         request = build_generation_request(req, studio)
         try:
-            job = studio.submit(request)
-        except RuntimeError as e:  # the queue is stopping
-            return error_response(503, "Unavailable", str(e))
+            job = studio.submit(request, owner=user.name)
+        except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
+            return submit_refusal(e)
         return JobSubmitted(id=job.id, state=job.state.value, queue_position=queue.queue_position(job.id))
 
     @router.get("/jobs", response_model=list[JobView])
-    def list_jobs(request: Request):
-        """Known jobs (queued, running, and recently finished), oldest first; no previews."""
-        return [view(job, request, with_preview=False) for job in queue.list()]
+    def list_jobs(request: Request, user: User = Depends(caller)):
+        """The caller's jobs (an admin's: everyone's): queued, running, recently finished; no previews."""
+        return [view(job, request, with_preview=False) for job in queue.list(owner_filter(user))]
+
+    def visible(job_id: str, user: User) -> Job | None:
+        """The job when the caller may see it: another user's job is "not found", not "forbidden"."""
+        job = queue.get(job_id)
+        return job if may_see(user, job) else None
 
     @router.get("/jobs/{job_id}", response_model=JobView, responses={404: {}})
-    def get_job(job_id: str, request: Request):
-        job = queue.get(job_id)
+    def get_job(job_id: str, request: Request, user: User = Depends(caller)):
+        job = visible(job_id, user)
         if job is None:
             return not_found(job_id)
         return view(job, request)
@@ -73,9 +87,9 @@ def jobs_router(studio: Studio) -> APIRouter:
         "/jobs/{job_id}/images/{n}", name="job_image", response_class=Response,
         responses={200: {"content": {"image/png": {}}}, 404: {}, 409: {}},
     )
-    def job_image(job_id: str, n: int):
+    def job_image(job_id: str, n: int, user: User = Depends(caller)):
         """Result image ``n`` (0-based) as PNG, with its infotext inside."""
-        job = queue.get(job_id)
+        job = visible(job_id, user)
         if job is None:
             return not_found(job_id)
         result = job.result if isinstance(job.result, Result) else None
@@ -87,9 +101,9 @@ def jobs_router(studio: Studio) -> APIRouter:
         return Response(content=data, media_type="image/png")
 
     @router.delete("/jobs/{job_id}", response_model=JobCancelled, responses={404: {}, 409: {}})
-    def cancel(job_id: str):
+    def cancel(job_id: str, user: User = Depends(caller)):
         """Cancel a queued job (it never runs) or stop a running one after its current step."""
-        job = queue.get(job_id)
+        job = visible(job_id, user)
         if job is None:
             return not_found(job_id)
         if not queue.cancel(job_id):

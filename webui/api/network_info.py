@@ -13,7 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from webui.models.safe_load import CheckpointError, read_safetensors_header, read_torch_dict
+from webui.models.safe_load import (
+    CheckpointError,
+    read_safetensors_header,
+    read_torch_dict,
+)
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
 from webui import infotext, samplers
 from webui.api import network_info
+from webui.api.access import (
+    admin_only,
+    caller,
+    failure,
+    owner_filter,
+    shown_path,
+    submit_refusal,
+)
 from webui.api.common import error_response, field_error, plain
 from webui.api.images import decode_image, encode_preview, response_images
 from webui.api.models import (
@@ -45,8 +53,11 @@ from webui.api.models import (
 )
 from webui.api.txt2img_request import build_generation_request
 from webui.app import GenerationCancelled, GenerationFailed, Studio
+from webui.auth.users import User
+from webui.jobs import QueueFull
+from webui.limits import LimitExceeded
 from webui.models.safe_load import CheckpointError
-from webui.settings import OptionError
+from webui.settings import OptionError, OptionSaveError
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +75,34 @@ _HIDDEN_INFO_KEYS = {
 def sdapi_router(studio: Studio) -> APIRouter:
     router = APIRouter(prefix="/sdapi/v1", tags=["sdapi (A1111-compatible)"])
 
-    @router.post("/txt2img", response_model=TextToImageResponse, responses={422: {}, 500: {}})
-    def txt2img(req: Txt2ImgApiRequest):
-        """Generate synchronously (queued behind other jobs); A1111's body and response."""
+    @router.post("/txt2img", response_model=TextToImageResponse, responses={400: {}, 422: {}, 429: {}, 500: {}})
+    def txt2img(req: Txt2ImgApiRequest, user: User = Depends(caller)):
+        """Generate synchronously (queued behind other jobs, fairly across users); A1111's body and response."""
         request = build_generation_request(req, studio)
         try:
-            result = studio.generate(request)
+            result = studio.generate(request, owner=user.name)
         except GenerationCancelled as e:
             return error_response(409, "Cancelled", str(e))
         except GenerationFailed as e:
-            return error_response(500, "GenerationFailed", str(e))
-        except RuntimeError as e:  # the queue is stopping
-            return error_response(503, "Unavailable", str(e))
+            return failure(str(e))
+        except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
+            return submit_refusal(e)
         images, info = response_images(result, studio.options, send=req.send_images is not False)
         return TextToImageResponse(images=images, parameters=req.model_dump(mode="json"), info=json.dumps(info))
 
     # --- models ---
 
+    roots = [studio.paths.ckpt_dir, studio.paths.vae_dir, *(f for fs in studio.paths.network_folders().values() for f in fs)]
+
     @router.get("/sd-models", response_model=list[SDModelItem])
-    def sd_models():
+    def sd_models(user: User = Depends(caller)):
         items = []
         for f in studio.catalog.checkpoints:
             sidecar = f.path.with_suffix(".yaml")
             items.append(SDModelItem(
                 title=f.title, model_name=f.model_name, hash=f.short_hash, sha256=f.sha256,
-                filename=str(f.path), config=str(sidecar) if sidecar.is_file() else None,
+                filename=shown_path(f.path, roots, user),
+                config=shown_path(sidecar, roots, user) if sidecar.is_file() else None,
             ))
         return items
 
@@ -98,8 +112,8 @@ def sdapi_router(studio: Studio) -> APIRouter:
         return None
 
     @router.get("/sd-vae", response_model=list[SDVaeItem])
-    def sd_vae():
-        return [SDVaeItem(model_name=f.name, filename=str(f.path)) for f in studio.catalog.vaes]
+    def sd_vae(user: User = Depends(caller)):
+        return [SDVaeItem(model_name=f.name, filename=shown_path(f.path, roots, user)) for f in studio.catalog.vaes]
 
     @router.post("/refresh-vae")
     def refresh_vae():
@@ -132,13 +146,13 @@ def sdapi_router(studio: Studio) -> APIRouter:
         return None
 
     @router.get("/loras", response_model=list[LoraItem])
-    def loras():
+    def loras(user: User = Depends(caller)):
         items = []
         for f in studio.networks.list("lora"):
             metadata = network_info.lora_metadata(f.path)
             alias = metadata.get("ss_output_name")
             items.append(LoraItem(name=f.name, alias=alias if isinstance(alias, str) and alias else f.name,
-                                  path=str(f.path), metadata=metadata))
+                                  path=shown_path(f.path, roots, user), metadata=metadata))
         return items
 
     @router.post("/refresh-loras")
@@ -147,8 +161,9 @@ def sdapi_router(studio: Studio) -> APIRouter:
         return None
 
     @router.get("/hypernetworks", response_model=list[HypernetworkItem])
-    def hypernetworks():
-        return [HypernetworkItem(name=f.name, path=str(f.path)) for f in studio.networks.list("hypernetwork")]
+    def hypernetworks(user: User = Depends(caller)):
+        return [HypernetworkItem(name=f.name, path=shown_path(f.path, roots, user))
+                for f in studio.networks.list("hypernetwork")]
 
     # --- options and flags ---
 
@@ -156,9 +171,14 @@ def sdapi_router(studio: Studio) -> APIRouter:
     def get_options() -> dict[str, Any]:
         return studio.options.as_dict()
 
-    @router.post("/options", responses={400: {}, 422: {}})
-    def set_options(changes: dict[str, Any] = Body(...)):
-        """Change options (A1111 keys); ``sd_model_checkpoint`` switches the model. All or nothing."""
+    @router.post("/options", responses={400: {}, 403: {}, 422: {}, 507: {}})
+    def set_options(changes: dict[str, Any] = Body(...), user: User = Depends(caller)):
+        """Change options (A1111 keys; admins only when logins are on); ``sd_model_checkpoint``
+        switches the model for everyone (users choose theirs per request with override_settings)."""
+        refused = admin_only(user, "change settings or switch the model for everyone; use override_settings "
+                                   "for your own jobs")
+        if refused is not None:
+            return refused
         changes = dict(changes)
         if "sd_model_checkpoint" in changes:
             wanted = changes.pop("sd_model_checkpoint")
@@ -170,6 +190,8 @@ def sdapi_router(studio: Studio) -> APIRouter:
             changes = {"sd_model_checkpoint": found.title, **changes}
         try:
             studio.options.update(changes)
+        except OptionSaveError as e:
+            return error_response(507, "NotSaved", str(e))
         except OptionError as e:
             return error_response(422, "OptionError", str(e))
         except CheckpointError as e:
@@ -183,13 +205,19 @@ def sdapi_router(studio: Studio) -> APIRouter:
 
     @router.get("/cmd-flags")
     def cmd_flags() -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(studio.cmd).items()}
+        """The command line, with every login secret masked (A1111 echoes them)."""
+        flags = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(studio.cmd).items()}
+        for secret in ("gradio_auth", "api_auth"):
+            if flags.get(secret):
+                flags[secret] = "********"
+        return flags
 
     # --- progress and control ---
 
     @router.get("/progress", response_model=ProgressResponse)
-    def progress(skip_current_image: bool = Query(False)):
-        job = studio.queue.current()
+    def progress(skip_current_image: bool = Query(False), user: User = Depends(caller)):
+        """The caller's running job (an admin's: whichever runs), as A1111 reports it."""
+        job = studio.queue.current(owner_filter(user))
         if job is None:
             return ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(), current_image=None, textinfo=None)
         p = job.progress
@@ -210,13 +238,14 @@ def sdapi_router(studio: Studio) -> APIRouter:
                                 state=state, current_image=image, textinfo=p.textinfo)
 
     @router.post("/interrupt")
-    def interrupt():
-        studio.queue.interrupt()
+    def interrupt(user: User = Depends(caller)):
+        """Stop the caller's running job (an admin's: whichever runs) after its current step."""
+        studio.queue.interrupt(owner_filter(user))
         return {}
 
     @router.post("/skip")
-    def skip():
-        studio.queue.skip()
+    def skip(user: User = Depends(caller)):
+        studio.queue.skip(owner_filter(user))
         return {}
 
     @router.get("/memory", response_model=MemoryResponse)

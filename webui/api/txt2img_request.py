@@ -19,7 +19,6 @@ from webui.api.models import A1111_DEFAULT_SAMPLER, Txt2ImgApiRequest
 from webui.app import Studio
 from webui.request import GenerationRequest
 
-
 # Option keys the engine applies per request from override_settings.
 _APPLIED_OVERRIDES = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
 

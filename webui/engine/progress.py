@@ -29,6 +29,16 @@ class JobControl(Protocol):
 
     def consume_skip(self) -> bool: ...
 
+    # A job re-run after a crash must not save an image twice. A record describes a saved image:
+    # {"path": str, "seed": int, "subseed": int, "infotext": str}.
+    def saved_image(self, index: int) -> dict | None: ...
+
+    def image_tag(self, index: int) -> dict[str, str] | None: ...  # PNG text chunks that find it again
+
+    def image_starting(self, index: int, folder: str) -> None: ...
+
+    def record_image(self, index: int, path: str | None, record: dict) -> None: ...
+
 
 class NoControl:
     """Stand-in job context for direct calls (tests, scripts) outside the queue."""
@@ -44,6 +54,18 @@ class NoControl:
 
     def consume_skip(self) -> bool:
         return False
+
+    def saved_image(self, index: int) -> dict | None:
+        return None
+
+    def image_tag(self, index: int) -> dict[str, str] | None:
+        return None
+
+    def image_starting(self, index: int, folder: str) -> None:
+        pass
+
+    def record_image(self, index: int, path: str | None, record: dict) -> None:
+        pass
 
 
 class ProgressCallback(LoopCallback):

@@ -14,18 +14,26 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from PIL import Image
+
 from webui.engine.batch import BatchRunner
 from webui.engine.callbacks import Callbacks
 from webui.engine.plan import GenerationPlan, build_plan
 from webui.engine.preparation import Preparation
 from webui.engine.progress import JobControl, NoControl, ProgressCallback
-from webui.engine.records import api_info, build_infotext, extra_generation_params, infotext_params
+from webui.engine.records import (
+    api_info,
+    build_infotext,
+    extra_generation_params,
+    infotext_params,
+)
 from webui.engine.tiling import TilingCallback
+from webui.flags import Paths
 from webui.models.manager import ActiveModel, ModelManager, ModelSession
 from webui.outputs import dated_folder, make_grid, save_png
 from webui.request import GenerationRequest
 from webui.result import GeneratedImage, Result
-from webui.settings import Options, Paths
+from webui.settings import Options
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,7 @@ class _Job:
         progress = ProgressCallback(control, previews=bool(plan.options["live_previews_enable"]))
         self.callbacks = Callbacks([*plan.callbacks, progress])
         self.batches = BatchRunner(plan, models, main.file, self.prep, self.callbacks)
+        self.save_warnings: list[str] = []
 
     def execute(self) -> Result:
         started = time.perf_counter()
@@ -114,14 +123,20 @@ class _Job:
         interrupted = False
         try:
             for iteration in range(self.plan.iterations):
-                outcome = self.batches.run(iteration)
                 seeds, subseeds = self.plan.batch(iteration)
+                first = iteration * self.plan.batch_size
+                saved = [self.control.saved_image(first + i) for i in range(len(seeds))]
+                restored = self._restored(saved, seeds, subseeds)
+                if restored is not None:  # made and saved before a restart: not made again
+                    images += restored
+                    continue
+                outcome = self.batches.run(iteration)
                 for position, (image, seed, subseed) in enumerate(zip(outcome.images, seeds, subseeds)):
                     params = infotext_params(self.plan, self.main, outcome.facts, self.prep.infotext, seed, subseed,
                                              position)
                     extra = extra or extra_generation_params(params)
-                    text = build_infotext(self.plan, params)
-                    images.append(self._save(GeneratedImage(image, seed, subseed, text)))
+                    generated = GeneratedImage(image, seed, subseed, build_infotext(self.plan, params))
+                    images.append(self._save(first + position, generated, saved[position]))
                 if self.control.interrupted:
                     interrupted = True
                     break
@@ -129,10 +144,23 @@ class _Job:
         finally:
             self.prep.close()
         grid = self._grid(images)
+        warnings = list(self.prep.warnings) + self.save_warnings
         info = api_info(self.plan, self.main, [g.infotext for g in images], [g.seed for g in images],
-                        [g.subseed for g in images], extra, list(self.prep.warnings))
-        return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started},
-                      warnings=list(self.prep.warnings))
+                        [g.subseed for g in images], extra, warnings)
+        return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started}, warnings=warnings)
+
+    @staticmethod
+    def _restored(records: list[dict | None], seeds, subseeds) -> list[GeneratedImage] | None:
+        """A batch whose images were all saved before (a job re-run after a crash), read back."""
+        if not records or not all(r and r.get("path") and Path(r["path"]).is_file() for r in records):
+            return None
+        restored = []
+        for record, seed, subseed in zip(records, seeds, subseeds):
+            assert record is not None
+            with Image.open(record["path"]) as saved:
+                image = saved.convert("RGB")
+            restored.append(GeneratedImage(image, seed, subseed, record.get("infotext", ""), Path(record["path"])))
+        return restored
 
     # --- saving ------------------------------------------------------------------------------
 
@@ -142,18 +170,40 @@ class _Job:
         assert self.engine.paths is not None
         return dated_folder(self.engine.paths.outputs(folder), bool(self.options["save_to_dirs"]))
 
-    def _save(self, generated: GeneratedImage) -> GeneratedImage:
-        if self.plan.request.save_images and self.options["samples_save"] and self.engine.paths is not None:
-            text = generated.infotext if self.options["enable_pnginfo"] else None
-            generated.path = save_png(generated.image, self._outdir("outdir_txt2img_samples"), str(generated.seed), text)
+    def _save(self, index: int, generated: GeneratedImage, saved: dict | None) -> GeneratedImage:
+        """Save image ``index`` (once: a job re-run after a crash reuses the file it wrote)."""
+        if saved is not None and saved.get("path") and Path(saved["path"]).is_file():
+            generated.path = Path(saved["path"])
+            return generated
+        if not (self.plan.request.save_images and self.options["samples_save"] and self.engine.paths is not None):
+            return generated
+        text = generated.infotext if self.options["enable_pnginfo"] else None
+        try:
+            folder = self._outdir("outdir_txt2img_samples")
+            self.control.image_starting(index, str(folder))
+            generated.path = save_png(generated.image, folder, str(generated.seed), text,
+                                      extra_text=self.control.image_tag(index))
+        except (OSError, ValueError) as e:  # a full or read-only disk, a folder outside the allowed ones
+            log.error("image %d not saved: %s", index, e)
+            self.save_warnings.append(f"image {index + 1} was not saved ({e}); it is in the result only")
+            return generated
+        self.control.record_image(index, str(generated.path), {
+            "path": str(generated.path), "seed": generated.seed, "subseed": generated.subseed,
+            "infotext": generated.infotext,
+        })
         return generated
 
     def _grid(self, images: list[GeneratedImage]) -> GeneratedImage | None:
         if len(images) < 2:
             return None
         first = images[0]
-        grid = GeneratedImage(make_grid([g.image for g in images]), first.seed, first.subseed, first.infotext)
+        grid = GeneratedImage(make_grid([g.load() for g in images]), first.seed, first.subseed, first.infotext)
         if self.plan.request.save_grid and self.options["grid_save"] and self.engine.paths is not None:
             text = first.infotext if self.options["enable_pnginfo"] else None
-            grid.path = save_png(grid.image, self._outdir("outdir_txt2img_grids"), str(first.seed), text, prefix="grid-")
+            try:
+                grid.path = save_png(grid.image, self._outdir("outdir_txt2img_grids"), str(first.seed), text,
+                                     prefix="grid-")
+            except (OSError, ValueError) as e:
+                log.error("grid not saved: %s", e)
+                self.save_warnings.append(f"the grid was not saved ({e})")
         return grid

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from webui.models.safe_load import CHECKPOINT_SUFFIXES, CheckpointError, read_safetensors_header
+from webui.models.safe_load import (
+    CHECKPOINT_SUFFIXES,
+    CheckpointError,
+    read_safetensors_header,
+)
 from webui.models.synthetic import SYNTHETIC_METADATA, write_checkpoint
 
 DEMO_NAME = "demo-random-weights-sd15.safetensors"

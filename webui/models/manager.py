@@ -18,7 +18,12 @@ from typing import Iterator
 import torch
 
 from webui.models.catalog import Catalog, ModelFile
-from webui.models.load import LoadedCheckpoint, build_vae, load_checkpoint, load_vae_state_dict
+from webui.models.load import (
+    LoadedCheckpoint,
+    build_vae,
+    load_checkpoint,
+    load_vae_state_dict,
+)
 from webui.models.safe_load import CheckpointError
 
 log = logging.getLogger(__name__)

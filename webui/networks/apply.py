@@ -21,9 +21,12 @@ from typing import Protocol
 from webui.models.hashes import HashCache
 from webui.models.safe_load import CheckpointError
 from webui.networks.catalog import NetworkCatalog
-from webui.networks.hypernetwork import Hypernetwork, applied_hypernetworks, load_hypernetwork
+from webui.networks.hypernetwork import (
+    Hypernetwork,
+    applied_hypernetworks,
+    load_hypernetwork,
+)
 from webui.networks.lora import LoraJob, applied_loras, lora_hash, parse_lora_args
-from webui.networks.versions import hypernetwork_version, lora_version, model_version
 from webui.networks.textual_inversion import (
     AppliedEmbeddings,
     Embedding,
@@ -32,6 +35,7 @@ from webui.networks.textual_inversion import (
     mentioned,
     read_embedding,
 )
+from webui.networks.versions import hypernetwork_version, lora_version, model_version
 
 log = logging.getLogger(__name__)
 

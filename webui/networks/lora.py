@@ -22,7 +22,11 @@ from pathlib import Path
 import torch
 
 from webui.models.hashes import HashCache, sha256_of_file
-from webui.models.safe_load import CheckpointError, load_state_dict, read_safetensors_header
+from webui.models.safe_load import (
+    CheckpointError,
+    load_state_dict,
+    read_safetensors_header,
+)
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 from webui.models.hashes import HashCache
-from webui.models.safe_load import CheckpointError, load_state_dict
-from webui.models.safe_load import read_torch_dict
+from webui.models.safe_load import CheckpointError, load_state_dict, read_torch_dict
 from webui.networks.lora import quiet_loaders
 
 log = logging.getLogger(__name__)

@@ -93,7 +93,9 @@ def lora_version(path: Path) -> str | None:
 
 
 def _embedding_file_version(path: Path) -> str | None:
-    from webui.networks.textual_inversion import read_embedding  # the safe reader (no pickled code runs)
+    from webui.networks.textual_inversion import (
+        read_embedding,  # the safe reader (no pickled code runs)
+    )
 
     vectors = read_embedding(path).vectors
     widths = {int(t.shape[-1]) for t in vectors.values()}

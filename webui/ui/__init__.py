@@ -15,8 +15,10 @@ import gradio as gr
 from webui.ui import extra_networks, styles_ui, token_counter
 from webui.ui.extra_networks import ExtraNetworksPanel
 from webui.ui.protocol import StudioView
+from webui.ui.served_files import ServedFiles
+from webui.ui.session import page_user
 from webui.ui.settings_tab import SettingsTab, build_settings_tab, checkpoint_choices
-from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab, output_folders
+from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab
 
 # A1111's look where it matters to its users: a tall Generate button beside the prompts, the
 # progress bar over the result area, compact tool buttons.
@@ -73,9 +75,15 @@ def _wire_top_bar(studio: StudioView, demo: gr.Blocks, checkpoint: gr.Dropdown, 
         return (gr.update(choices=choices, value=current), gr.update(choices=list(choices), value=current),
                 _notice_update(studio, error))
 
-    def switch(title: str | None) -> tuple[dict, dict, dict]:
+    def switch(title: str | None, request: gr.Request) -> tuple[dict, dict, dict]:
         if not title:
             return shown()
+        if not page_user(studio, request).is_admin:
+            # A user's pick applies to their own jobs only (an override per request).
+            choices, _ = checkpoint_choices(studio)
+            return (gr.update(choices=choices, value=title), gr.skip(),
+                    gr.update(value=f"Your jobs will use {title}; only an admin switches the model for everyone.",
+                              visible=True))
         try:
             studio.options.update({"sd_model_checkpoint": title})
         except Exception as e:  # the old model stays loaded; say why and show it again
@@ -95,23 +103,35 @@ def _wire_top_bar(studio: StudioView, demo: gr.Blocks, checkpoint: gr.Dropdown, 
     demo.load(refresh_list, outputs=outputs, api_visibility="private", queue=False)
     settings.applied.then(shown, outputs=outputs, api_visibility="private", queue=False)
 
-    def card_clicked(evt: gr.EventData) -> tuple[dict, dict, dict]:  # a checkpoint card in the extra networks panel
+    def card_clicked(evt: gr.EventData, request: gr.Request) -> tuple[dict, dict, dict]:  # a checkpoint card
         data = evt._data if isinstance(evt._data, dict) else {}
-        return switch(data.get("title") if isinstance(data.get("title"), str) else None)
+        return switch(data.get("title") if isinstance(data.get("title"), str) else None, request)
 
     networks.checkpoint_cards.click(card_clicked, outputs=outputs, api_visibility="private",
                                     concurrency_id="model_switch", concurrency_limit=1, show_progress="minimal")
 
 
+def _footer(studio: StudioView) -> None:
+    """Who is logged in (with a way out), or a warning when the LAN can use this without one."""
+    if studio.auth.enabled:
+        gr.HTML('<div class="sd-footer"><a href="/logout">Log out</a></div>', elem_id="footer_user")
+    elif studio.cmd.listen:
+        gr.HTML('<div class="sd-warnings sd-footer">⚠️ Shared on the network without logins: anyone who can '
+                'reach this page can use it and change its settings (see docs/lan.md).</div>',
+                elem_id="footer_no_auth_warning")
+
+
 def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
+    served = ServedFiles()
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
         checkpoint, refresh, notice = _build_top_bar(studio)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("txt2img", id="txt2img"):
-                networks = build_txt2img_tab(studio, demo)
+                networks = build_txt2img_tab(studio, demo, served, checkpoint)
             with gr.Tab("Settings", id="settings") as settings_tab:
                 settings = build_settings_tab(studio, demo, settings_tab)
         _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, networks)
+        _footer(studio)
     # One event at a time per listener unless it says otherwise; generation itself is serialised
     # by the job queue, not by Gradio.
     demo.queue(default_concurrency_limit=1)
@@ -120,8 +140,7 @@ def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
         "css": CSS,
         "js": HOTKEYS_JS,
         "footer_links": ["api", "settings"],
-        # Saved images are returned as file paths; Gradio serves only allowed folders, so allow the
-        # output folders (never the whole data dir: it holds config.json and the models).
-        "allowed_paths": output_folders(studio),
+        # The one folder Gradio may serve files from, fixed here: copies of the images shown.
+        "allowed_paths": [str(served.folder)],
     }
     return demo, launch_kwargs

@@ -17,9 +17,11 @@ from typing import Any, Callable
 import gradio as gr
 
 from webui import samplers
+from webui.jobs import JobState
 from webui.request import MAX_SIZE, MIN_SIZE
 from webui.ui.extra_networks import ExtraNetworksPanel, build_extra_networks
 from webui.ui.protocol import StudioView
+from webui.ui.session import page_user
 from webui.ui.styles_ui import build_styles
 from webui.ui.token_counter import add_token_counter
 
@@ -142,11 +144,12 @@ class ResultsPanel:
     info: gr.Textbox
     log: gr.HTML
     shown: gr.State  # infotexts, seeds and subseeds of what the gallery shows
+    job: gr.State  # the id of this page's last job (Interrupt and Skip act on it)
 
     @property
     def outputs(self) -> list[Any]:
-        """What a run function yields into: (gallery, info, log, progress, preview, state)."""
-        return [self.gallery, self.info, self.log, self.progress, self.preview, self.shown]
+        """What a run function yields into: (gallery, info, log, progress, preview, state, job)."""
+        return [self.gallery, self.info, self.log, self.progress, self.preview, self.shown, self.job]
 
 
 def build_results(tab: str) -> ResultsPanel:
@@ -159,7 +162,7 @@ def build_results(tab: str) -> ResultsPanel:
                       elem_id=f"{tab}_generation_info")
     log = gr.HTML("", elem_id=f"{tab}_html_log")
     shown = gr.State({"infotexts": [], "seeds": [], "subseeds": [], "selected": 0})
-    return ResultsPanel(progress, preview, gallery, info, log, shown)
+    return ResultsPanel(progress, preview, gallery, info, log, shown, gr.State(None))
 
 
 def wire_panel(studio: StudioView, demo: gr.Blocks, row: PromptRow, sampling: SamplingControls,
@@ -186,9 +189,22 @@ def wire_panel(studio: StudioView, demo: gr.Blocks, row: PromptRow, sampling: Sa
     row.generate.click(lambda: running(True), outputs=switched, **PRIVATE).then(
         run, inputs=inputs, outputs=results.outputs, api_name=api_name, concurrency_limit=None, show_progress="hidden",
     ).then(lambda: running(False), outputs=switched, **PRIVATE)
+    def stop(job_id: str | None, request: gr.Request, skip: bool = False) -> None:
+        """Interrupt (or skip in) this page's own job; another page's or user's is never touched."""
+        job = studio.queue.get(job_id) if job_id else None
+        user = page_user(studio, request)
+        if job is None or not (user.is_admin or job.owner == user.name):
+            return
+        if job.state is JobState.QUEUED and not skip:
+            studio.queue.cancel(job.id)
+        elif skip:
+            studio.queue.skip(job_id=job.id)
+        else:
+            studio.queue.interrupt(job_id=job.id)
+
     # queue=False: these must reach the server while Generate's event is still streaming.
-    row.interrupt.click(lambda: studio.queue.interrupt() and None, **PRIVATE)
-    row.skip.click(lambda: studio.queue.skip() and None, **PRIVATE)
+    row.interrupt.click(stop, inputs=results.job, **PRIVATE)
+    row.skip.click(lambda job_id, request: stop(job_id, request, skip=True), inputs=results.job, **PRIVATE)
     results.gallery.select(select, inputs=results.shown, outputs=[results.info, results.shown], **PRIVATE)
     buttons = sampling.buttons
     buttons["random_seed"].click(lambda: -1, outputs=sampling.seed, **PRIVATE)

@@ -9,7 +9,13 @@ import gradio as gr
 from pydantic import ValidationError
 
 from webui import samplers, upscalers
-from webui.request import MAX_SIZE, USE_SAME_CHECKPOINT, USE_SAME_SAMPLER, USE_SAME_SCHEDULER, GenerationRequest
+from webui.request import (
+    MAX_SIZE,
+    USE_SAME_CHECKPOINT,
+    USE_SAME_SAMPLER,
+    USE_SAME_SCHEDULER,
+    GenerationRequest,
+)
 from webui.ui.generation_panel import PRIVATE
 from webui.ui.job_view import validation_message
 from webui.ui.protocol import StudioView

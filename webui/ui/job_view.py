@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import logging
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from webui.jobs import Job, JobState
 from webui.result import GeneratedImage, Result
 from webui.ui.protocol import StudioView
+from webui.ui.served_files import ServedFiles
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def validation_message(error: ValidationError) -> str:
 
 def progress_html(job: Job, position: int | None) -> str:
     if job.state is JobState.QUEUED:
-        ahead = f" ({position} ahead)" if position else ""
+        ahead = f" ({position} ahead of you)" if position else ""
         return _bar(0, f"Waiting in queue{ahead}…")
     p = job.progress
     pct = int(round(p.fraction * 100))
@@ -73,11 +73,11 @@ def warnings_html(warnings: list[str]) -> str:
 
 
 def outputs(*, gallery: list | None = None, info: Any = "", log_html: Any = "", progress: Any = "",
-            state: dict | None = None) -> tuple:
-    """(gallery, info, log, progress, preview, state); ``None`` keeps what is shown. Plain values,
-    not updates, so API clients get a list of files; visibility is switched by the caller."""
+            state: dict | None = None, job_id: Any = None) -> tuple:
+    """(gallery, info, log, progress, preview, state, job id); ``None`` keeps what is shown. Plain
+    values, not updates, so API clients get a list of files; visibility is switched by the caller."""
     return (gr.skip() if gallery is None else gallery, info, log_html, progress, None,
-            gr.skip() if state is None else state)
+            gr.skip() if state is None else state, gr.skip() if job_id is None else job_id)
 
 
 def _shown_items(studio: StudioView, result: Result) -> list[GeneratedImage]:
@@ -89,15 +89,7 @@ def _shown_items(studio: StudioView, result: Result) -> list[GeneratedImage]:
     return items
 
 
-def _allow(demo: gr.Blocks, paths: list[Path]) -> None:
-    # An output folder set in Settings after start is not in launch()'s allowed_paths yet; allow
-    # the exact folder of each image returned (Gradio reads this list at every file it serves).
-    for folder in {str(p.resolve().parent) for p in paths}:
-        if folder not in demo.allowed_paths:
-            demo.allowed_paths.append(folder)
-
-
-def finished_outputs(studio: StudioView, demo: gr.Blocks, job: Job, what: str) -> tuple:
+def finished_outputs(studio: StudioView, served: ServedFiles, job: Job, what: str) -> tuple:
     """The outputs for a finished job: images and infotext, or the error (also logged)."""
     wall = (job.finished_at or 0) - (job.started_at or job.created_at)
     if job.state is JobState.FAILED:
@@ -107,9 +99,9 @@ def finished_outputs(studio: StudioView, demo: gr.Blocks, job: Job, what: str) -
         return outputs(gallery=[], log_html=error_html("Cancelled."))
     result: Result = job.result
     items = _shown_items(studio, result)
-    _allow(demo, [g.path for g in items if g.path is not None])
-    # Unsaved images (saving off) still show, as PNG; only saved files keep their infotext.
-    gallery = [str(g.path) if g.path is not None else g.image for g in items]
+    # Saved images go to the page as their files (a served copy: Gradio would re-encode a picture
+    # and drop the infotext); unsaved ones (saving off) as PNG without it.
+    gallery = [served.serve(g.path) if g.path is not None else g.load() for g in items]
     state = {"infotexts": [g.infotext for g in items], "seeds": [g.seed for g in items],
              "subseeds": [g.subseed for g in items], "selected": 0}
     timings = f"Time taken: {seconds(result.timings.get('total', wall))}"
@@ -122,9 +114,9 @@ def finished_outputs(studio: StudioView, demo: gr.Blocks, job: Job, what: str) -
     return outputs(gallery=gallery, info=state["infotexts"][0] if items else "", log_html=log_html, state=state)
 
 
-def follow(studio: StudioView, demo: gr.Blocks, job: Job, what: str) -> Iterator[tuple]:
+def follow(studio: StudioView, served: ServedFiles, job: Job, what: str) -> Iterator[tuple]:
     """Yield progress (and new previews) until the job ends, then its results."""
-    yield (gr.skip(), gr.skip(), "", progress_html(job, studio.queue.queue_position(job.id)), None, gr.skip())
+    yield (gr.skip(), gr.skip(), "", progress_html(job, studio.queue.queue_position(job.id)), None, gr.skip(), job.id)
     shown_key: tuple = ()
     while not job.finished:
         job.done_event.wait(POLL_SECONDS)  # wakes at once when the job ends
@@ -136,5 +128,5 @@ def follow(studio: StudioView, demo: gr.Blocks, job: Job, what: str) -> Iterator
         new_preview = p.preview_step != (shown_key[3] if shown_key else None) and p.preview is not None
         shown_key = key
         yield (gr.skip(), gr.skip(), gr.skip(), progress_html(job, position),
-               p.preview if new_preview else gr.skip(), gr.skip())
-    yield finished_outputs(studio, demo, job, what)
+               p.preview if new_preview else gr.skip(), gr.skip(), gr.skip())
+    yield finished_outputs(studio, served, job, what)

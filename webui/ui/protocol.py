@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from webui.auth.authenticator import Authenticator
+from webui.flags import CommandLine, Paths
 from webui.jobs import Job, JobQueue
 from webui.models.catalog import Catalog
 from webui.models.manager import ModelManager
 from webui.networks.catalog import NetworkCatalog
 from webui.request import GenerationRequest
-from webui.settings import CommandLine, Options, Paths
+from webui.settings import Options
 from webui.styles import StyleDatabase
 
 
@@ -26,6 +28,7 @@ class StudioView(Protocol):
     networks: NetworkCatalog
     styles: StyleDatabase
     queue: JobQueue
+    auth: Authenticator
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job: ...
 

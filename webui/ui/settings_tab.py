@@ -17,6 +17,7 @@ from webui import samplers
 from webui.models.manager import VAE_AUTOMATIC, VAE_NONE
 from webui.settings import OPTIONS, OptionInfo
 from webui.ui.protocol import StudioView
+from webui.ui.session import page_user
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ def build_settings_tab(studio: StudioView, demo: gr.Blocks, tab: gr.Tab) -> Sett
                 built[key] = _component(key, info, studio)
     controls: list[gr.components.Component] = [built[key] for key in OPTIONS]  # the order of OPTIONS, whatever the sections
 
-    def apply_settings(*values: Any) -> str:
+    def apply_settings(request: gr.Request, *values: Any) -> str:
+        if not page_user(studio, request).is_admin:
+            return "❌ Only an admin may change settings."
         try:
             changed = studio.options.update(_changes(studio, values))
         except Exception as e:  # OptionError, CheckpointError or a load failure: show, never crash

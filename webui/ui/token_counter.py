@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 import gradio as gr
 
 from webui.ui.protocol import StudioView

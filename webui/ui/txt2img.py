@@ -12,16 +12,32 @@ from typing import Iterator
 import gradio as gr
 from pydantic import ValidationError
 
+from webui.auth.users import User
+from webui.jobs import QueueFull
+from webui.limits import LimitExceeded
 from webui.request import USE_SAME_CHECKPOINT, GenerationRequest
 from webui.styles import StyleError
 from webui.ui import job_view
 from webui.ui.extra_networks import ExtraNetworksPanel
-from webui.ui.generation_panel import build_prompt_row, build_results, build_sampling, default_sampler, wire_panel
-from webui.ui.hires_ui import HiresControls, RefinerControls, build_hires, build_refiner, wire_hires
+from webui.ui.generation_panel import (
+    build_prompt_row,
+    build_results,
+    build_sampling,
+    default_sampler,
+    wire_panel,
+)
+from webui.ui.hires_ui import (
+    HiresControls,
+    RefinerControls,
+    build_hires,
+    build_refiner,
+    wire_hires,
+)
 from webui.ui.protocol import StudioView
+from webui.ui.served_files import ServedFiles
+from webui.ui.session import page_user
 
 TAB = "txt2img"
-_OUTPUT_KEYS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids")
 
 # Ctrl+Enter in a prompt box clicks that tab's Generate, as in A1111 (runs once when the page
 # loads); tool buttons get their hover titles (Gradio buttons have no title parameter).
@@ -49,13 +65,16 @@ HOTKEYS_JS = """
 """
 
 
-def output_folders(studio: StudioView) -> list[str]:
-    """Where txt2img writes images (Gradio must be allowed to serve them)."""
-    folders = {str(studio.paths.outputs(studio.options.get(k)).resolve()) for k in _OUTPUT_KEYS if studio.options.get(k)}
-    return sorted(folders)
+def own_checkpoint(studio: StudioView, user: User, chosen: str | None) -> dict:
+    """A user's pick in the checkpoint bar becomes their jobs' override (admins switch for everyone)."""
+    selected = studio.manager.selected
+    if user.is_admin or not chosen or (selected is not None and chosen == selected.file.title):
+        return {}
+    return {"override_settings": {"sd_model_checkpoint": chosen}}
 
 
-def build_txt2img_tab(studio: StudioView, demo: gr.Blocks) -> ExtraNetworksPanel:
+def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
+                      checkpoint: gr.Dropdown) -> ExtraNetworksPanel:
     row = build_prompt_row(studio, demo, TAB)
     accordions: dict[str, HiresControls | RefinerControls] = {}
 
@@ -80,7 +99,8 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks) -> ExtraNetworksPanel
             denoising_strength: float = 0.7, hr_checkpoint_name: str | None = None, hr_sampler_name: str | None = None,
             hr_scheduler: str | None = None, hr_prompt: str | None = None, hr_negative_prompt: str | None = None,
             use_refiner: bool = False, refiner_checkpoint: str | None = None, refiner_switch_at: float = 0.8,
-            request: gr.Request | None = None) -> Iterator[tuple]:
+            checkpoint: str | None = None, request: gr.Request | None = None) -> Iterator[tuple]:
+        user = page_user(studio, request)
         hires = dict(enable_hr=True, hr_scale=hr_scale, hr_resize_x=hr_resize_x or 0, hr_resize_y=hr_resize_y or 0,
                      hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_second_pass_steps or 0,
                      denoising_strength=denoising_strength, hr_checkpoint_name=hr_checkpoint_name or USE_SAME_CHECKPOINT,
@@ -100,7 +120,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks) -> ExtraNetworksPanel
                 n_iter=n_iter, batch_size=batch_size,
                 refiner_checkpoint=refiner_checkpoint if use_refiner else None,
                 refiner_switch_at=refiner_switch_at if use_refiner else 0.8,
-                **hires,
+                **hires, **own_checkpoint(studio, user, checkpoint),
             )
         except ValidationError as e:
             message = job_view.validation_message(e)
@@ -112,14 +132,14 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks) -> ExtraNetworksPanel
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Styles: {e}"))
             return
         try:
-            job = studio.submit(req, owner=getattr(request, "session_hash", None))
-        except RuntimeError as e:  # the queue is stopping (server shutdown)
+            job = studio.submit(req, owner=user.name)
+        except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
             job_view.log.error("txt2img not queued: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
             return
-        yield from job_view.follow(studio, demo, job, "txt2img")
+        yield from job_view.follow(studio, served, job, "txt2img")
 
-    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs]
+    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint]
     wire_panel(studio, demo, row, sampling, results, run, inputs, api_name="txt2img")
     wire_hires(studio, demo, hires, refiner, sampling.width, sampling.height)
     return row.networks
