@@ -74,6 +74,16 @@ class GenerationRequest(BaseModel):
             raise ValueError("must be a finite number")
         return value
 
+    @field_validator("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt", "styles")
+    @classmethod
+    def _unicode_text(cls, value: str | list[str]) -> str | list[str]:
+        for text in [value] if isinstance(value, str) else value:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") would fail every later step
+                raise ValueError("holds a lone surrogate (like \\ud800): not valid Unicode text") from None
+        return value
+
     @field_validator("width", "height")
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:

@@ -86,7 +86,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's list of errors, plus one readable line for people and simple clients.
         errors = exc.errors()
-        message = "; ".join(_describe(e) for e in errors) or "invalid request"
+        message = _encodable("; ".join(_describe(e) for e in errors) or "invalid request")
         return JSONResponse(
             status_code=422,
             content={"error": "ValidationError", "detail": _jsonable(errors), "message": message},
@@ -104,11 +104,27 @@ def _describe(error: dict) -> str:
 
 def _jsonable(errors: list[dict]) -> list[dict]:
     # Pydantic puts the raised exception object in "ctx"; keep only what JSON can carry.
-    return [{k: (str(v) if k == "ctx" else v) for k, v in e.items() if k != "input" or _plain(v)} for e in errors]
+    return [{k: _sanitized(str(v) if k == "ctx" else v) for k, v in e.items() if k != "input" or _plain(v)}
+            for e in errors]
+
+
+def _sanitized(value: object) -> object:
+    # Names in "loc" and words in "msg" come from the client, lone surrogates included.
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, (list, tuple)):
+        return [_sanitized(v) for v in value]
+    return value
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _plain(value: object) -> bool:
     # NaN/Infinity (Python's json reads them) cannot be written back as JSON: leave such inputs out.
     if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if isinstance(value, str) and _encodable(value) != value:  # a lone surrogate cannot be sent back
         return False
     return isinstance(value, (str, int, float, bool, type(None)))

@@ -28,8 +28,14 @@ class LiveServer:
     data_dir: Path
     log_file: Path
 
+    auth: tuple[str, str] | None = None
+
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base_url, timeout=120)
+        self.client = httpx.Client(base_url=self.base_url, timeout=120, auth=self.auth)
+
+    def as_user(self, name: str, password: str) -> httpx.Client:
+        """Another client of the same server, logged in with HTTP Basic (close it when done)."""
+        return httpx.Client(base_url=self.base_url, timeout=120, auth=(name, password))
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         return self.client.get(path, **kwargs)
@@ -57,14 +63,14 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, extra_args: list[str] | None = None, ready_path: str = "/sdapi/v1/sd-models",
-                 timeout: float = 180) -> LiveServer:
+                 timeout: float = 180, auth: tuple[str, str] | None = None) -> LiveServer:
     port = free_port()
     log_file = Path(data_dir) / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "webui", "--data-dir", str(data_dir), "--port", str(port), *(extra_args or [])]
-    with log_file.open("wb") as log:
+    with log_file.open("ab") as log:
         process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(process, f"http://127.0.0.1:{port}", Path(data_dir), log_file)
+    server = LiveServer(process, f"http://127.0.0.1:{port}", Path(data_dir), log_file, auth=auth)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
@@ -77,3 +83,9 @@ def start_server(data_dir: Path, extra_args: list[str] | None = None, ready_path
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-4000:]}")
+
+
+def add_user(data_dir: Path, name: str, password: str, admin: bool = False) -> subprocess.CompletedProcess:
+    """The command-line way: ``python -m webui --data-dir D --add-user NAME [--admin]``, password on stdin."""
+    args = [sys.executable, "-m", "webui", "--data-dir", str(data_dir), "--add-user", name, *(["--admin"] if admin else [])]
+    return subprocess.run(args, cwd=REPO_ROOT, input=password + "\n", capture_output=True, text=True, timeout=120)
