@@ -7,6 +7,7 @@ Every network must change the image, strength 0 must give the base image, and le
 from __future__ import annotations
 
 import hashlib
+import shutil
 import struct
 import time
 from dataclasses import dataclass
@@ -367,6 +368,16 @@ def test_bad_files_and_unknown_names_become_notes(sd15, sdxl, env, tmp_path):
     # a bad weight on a fresh name is a note too
     with use(pipe, sd15.spec, [Ref("lora", "good", ("much",))], [""], env) as nets:
         assert nets.loras == [] and "not a number" in nets.notes[0]
+
+    # nan/inf weights would blacken the image: each is refused with a note and the model is untouched
+    write_hypernetwork(hn_dir / "hn.pt", dims=(32, 64), seed=6)
+    for weight in ("nan", "inf", "-inf"):
+        refs = [Ref("lora", "good", (weight,)), Ref("lora", "good2", ("1", weight)), Ref("hypernet", "hn", (weight,))]
+        shutil.copy(good, lora_dir / "good2.safetensors")
+        with use(pipe, sd15.spec, refs, [""], env) as nets:
+            assert nets.loras == [] and nets.hypernetworks == []
+            assert sum("not a finite number" in note for note in nets.notes) == 3, nets.notes
+            assert same(image(pipe), base)
 
 
 def test_removed_even_when_the_job_raises(sd15, env):

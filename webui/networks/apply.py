@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -125,7 +126,9 @@ def applied_networks(
             try:
                 strength = float(args[0]) if args and str(args[0]).strip() else 1.0
             except ValueError:
-                notes.append(f"Hypernetwork {name}: weight {args[0]!r} is not a number; ignored")
+                strength = math.nan
+            if not math.isfinite(strength):  # nan/inf would turn every pixel black
+                notes.append(f"Hypernetwork {name}: weight {args[0]!r} is not a finite number; ignored")
                 continue
             hyper_jobs.append((name, strength, file))
         else:

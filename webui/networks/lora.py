@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import struct
 import threading
@@ -56,9 +57,12 @@ def parse_lora_args(args: Sequence[str]) -> LoraStrength:
 
     def number(text: str, what: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{what} weight {text!r} is not a number") from None
+        if not math.isfinite(value):  # nan/inf would turn every pixel black
+            raise ValueError(f"{what} weight {text!r} is not a finite number")
+        return value
 
     te = number(positional[0], "text encoder") if positional and positional[0] != "" else DEFAULT_MULTIPLIER
     if "te" in named:
