@@ -237,6 +237,21 @@ def test_a_broken_model_in_overrides_is_a_400_and_the_server_keeps_serving(live_
     assert len(txt2img(live_server)["images"]) == 1
 
 
+def test_a_broken_checkpoint_in_overrides_is_a_400_and_the_model_stays(live_server):
+    broken = Path(live_server.data_dir, "models", "Stable-diffusion", "cracked.safetensors")
+    broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}" + b"\x00" * 64)
+    try:
+        live_server.post("/sdapi/v1/refresh-checkpoints")
+        response = live_server.post("/sdapi/v1/txt2img", json={
+            **SMALL, "override_settings": {"sd_model_checkpoint": "cracked.safetensors"}})
+        assert assert_error(response, 400, "cracked")["error"] == "CheckpointError"
+        assert live_server.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sd15")
+    finally:
+        broken.unlink()
+        live_server.post("/sdapi/v1/refresh-checkpoints")
+    assert json.loads(txt2img(live_server)["info"])["sd_model_name"] == "sd15"
+
+
 # --- png-info --------------------------------------------------------------------------------
 
 
