@@ -214,3 +214,60 @@ def test_option_writes_are_checked(users, changes):
 def test_options_list_a1111s_settings_with_its_defaults(users):
     options = users["bob"].get("/sdapi/v1/options").json()
     assert (options["send_seed"], options["samples_format"], options["CLIP_stop_at_last_layers"]) == (True, "png", 1)
+
+
+# --- every route needs a login -------------------------------------------------------------------
+
+
+def route_table(data_dir: Path) -> list[tuple[str, str]]:
+    """(method, path) for every route of the app the server builds, Gradio's mounted ones included."""
+    from starlette.routing import Mount
+
+    from webui.app import Studio
+    from webui.flags import CommandLine
+    from webui.server import create_app
+
+    def walk(router, prefix: str):
+        for route in router.routes:
+            if isinstance(route, Mount):
+                yield from walk(route.app, prefix + route.path)
+            elif hasattr(route, "original_router"):  # FastAPI's include_router keeps the router whole
+                yield from walk(route.original_router, prefix + (route.include_context.prefix or ""))
+            elif hasattr(route, "path"):
+                for method in getattr(route, "methods", None) or {"GET"}:
+                    yield method, prefix + route.path
+
+    guard = create_app(Studio(CommandLine(data_dir=data_dir, no_demo_model=True, gradio_auth="x:y")))
+    return sorted(set(walk(guard.app, "")))
+
+
+def concrete(path: str) -> str:
+    """/api/v1/jobs/{job_id}/images/{n} → /api/v1/jobs/1/images/1; {p:path} → a file-like path."""
+    import re
+
+    return re.sub(r"\{[^}:]+:path\}", "some/file.png", re.sub(r"\{[^}:]+\}", "1", path))
+
+
+def test_every_route_refuses_a_request_without_credentials(server, tmp_path):
+    routes = route_table(tmp_path)
+    paths = {path for _, path in routes}
+    # The walk reaches our routers and Gradio's internals alike.
+    assert {"/sdapi/v1/options", "/api/v1/jobs/{job_id}", "/gradio_api/file={path_or_url:path}",
+            "/gradio_api/queue/join", "/openapi.json", "/docs", "/"} <= paths, paths
+    public = {"/health", "/login", "/logout"}
+    open_routes = []
+    with httpx.Client(base_url=server.base_url, timeout=30) as nobody:
+        for method, path in routes + [("GET", "/no/such/route"), ("GET", "/file=/etc/passwd")]:
+            if path in public:
+                continue
+            url = concrete(path)
+            for accept in ("application/json", "text/html"):
+                response = nobody.request(method, url, headers={"accept": accept, "origin": server.base_url})
+                refused = response.status_code == 401 or (
+                    response.status_code == 303 and response.headers["location"].startswith("/login"))
+                if not refused:
+                    open_routes.append((method, url, accept, response.status_code))
+    assert not open_routes, open_routes
+    with httpx.Client(base_url=server.base_url, timeout=30) as nobody:
+        assert nobody.get("/health").status_code == 200
+        assert nobody.get("/login").status_code == 200

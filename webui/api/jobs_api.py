@@ -43,6 +43,7 @@ def jobs_router(studio: Studio) -> APIRouter:
         images = [str(request.url_for("job_image", job_id=job.id, n=str(n))) for n in range(len(result.images))] if result else []
         return JobView(
             id=job.id,
+            owner=job.owner,
             state=job.state.value,
             queue_position=queue.queue_position(job.id),
             progress=JobProgress(step=p.step, total=p.total, fraction=p.fraction, eta_seconds=p.eta_seconds, textinfo=p.textinfo),

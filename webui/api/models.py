@@ -172,6 +172,7 @@ class JobSubmitted(BaseModel):
 
 class JobView(BaseModel):
     id: str
+    owner: str = Field(description="the user who submitted it (\"local\" with logins off)")
     state: str
     queue_position: int | None = None
     progress: JobProgress

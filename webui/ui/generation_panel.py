@@ -189,6 +189,7 @@ def wire_panel(studio: StudioView, demo: gr.Blocks, row: PromptRow, sampling: Sa
     row.generate.click(lambda: running(True), outputs=switched, **PRIVATE).then(
         run, inputs=inputs, outputs=results.outputs, api_name=api_name, concurrency_limit=None, show_progress="hidden",
     ).then(lambda: running(False), outputs=switched, **PRIVATE)
+
     def stop(job_id: str | None, request: gr.Request, skip: bool = False) -> None:
         """Interrupt (or skip in) this page's own job; another page's or user's is never touched."""
         job = studio.queue.get(job_id) if job_id else None
@@ -202,9 +203,12 @@ def wire_panel(studio: StudioView, demo: gr.Blocks, row: PromptRow, sampling: Sa
         else:
             studio.queue.interrupt(job_id=job.id)
 
+    def skip(job_id: str | None, request: gr.Request) -> None:
+        stop(job_id, request, skip=True)  # a named function: Gradio passes gr.Request by annotation only
+
     # queue=False: these must reach the server while Generate's event is still streaming.
     row.interrupt.click(stop, inputs=results.job, **PRIVATE)
-    row.skip.click(lambda job_id, request: stop(job_id, request, skip=True), inputs=results.job, **PRIVATE)
+    row.skip.click(skip, inputs=results.job, **PRIVATE)
     results.gallery.select(select, inputs=results.shown, outputs=[results.info, results.shown], **PRIVATE)
     buttons = sampling.buttons
     buttons["random_seed"].click(lambda: -1, outputs=sampling.seed, **PRIVATE)
