@@ -50,7 +50,7 @@ def check_data_dir(data_dir: Path) -> None:
                            "folder with --data-dir, or free some space") from None
 
 
-def _flag_users(cmd: CommandLine) -> dict[str, str]:
+def flag_users(cmd: CommandLine) -> dict[str, str]:
     """Users from A1111's --gradio-auth, --gradio-auth-path and --api-auth (admins, in memory)."""
     users: dict[str, str] = {}
     if cmd.gradio_auth:
@@ -72,7 +72,7 @@ class Studio:
         self.paths = Paths.from_cmd(cmd)
         check_data_dir(self.paths.data_dir)
         self.options = Options(self.paths.config_file)
-        self.users = UserStore(self.paths.data_dir / "users.json", _flag_users(cmd))
+        self.users = UserStore(self.paths.data_dir / "users.json", flag_users(cmd))
         self.auth = Authenticator(self.users)
         self.hashes = HashCache(self.paths.cache_file)
         if not cmd.no_demo_model:

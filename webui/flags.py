@@ -109,8 +109,13 @@ def _screen_a1111_flags(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
     return kept, tuple(notes)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one sentence, not argparse's usage dump
+        raise UnsupportedFlag(f"{message}. `python3 launch.py --help` lists the flags SD Studio takes.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="webui", description="Stable Diffusion studio server")
+    parser = _Parser(prog="webui", description="Stable Diffusion studio server")
     add = parser.add_argument
     add("--listen", action="store_true", help="serve on 0.0.0.0 (the LAN), not only 127.0.0.1; see docs/lan.md")
     add("--port", type=int, default=7860)
@@ -190,7 +195,7 @@ class Paths:
             hypernetwork_dir=(cmd.hypernetwork_dir or models / "hypernetworks").resolve(),
             controlnet_dir=(cmd.controlnet_dir or models / "ControlNet").resolve(),
             esrgan_dir=(cmd.esrgan_models_path or models / "ESRGAN").resolve(),
-            output_roots=(data, *cmd.output_dirs),
+            output_roots=(data, *(Path(p).resolve() for p in cmd.output_dirs)),
         )
 
     @property

@@ -252,3 +252,18 @@ def test_kept_override_updates_the_setting(studio):
     ))
     assert studio.manager.active.file.name == "sdxl-base.safetensors"
     assert studio.options.sd_model_checkpoint == studio.manager.active.file.title
+
+
+def test_a_failed_image_save_keeps_the_images_and_says_why(studio, monkeypatch):
+    from webui import outputs
+
+    def disk_full(path, image, text, extra=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "_png_bytes_to", disk_full)
+    result = studio.generate(GenerationRequest(prompt="x", seed=3, batch_size=2, save_images=True, **SMALL))
+    assert len(result.images) == 2 and all(g.image is not None and g.path is None for g in result.images)
+    assert pixels(result, 1).std() > 0  # real pictures, not placeholders
+    assert any("image 1 was not saved (" in w and "No space left" in w for w in result.warnings), result.warnings
+    assert any("the grid was not saved" in w for w in result.warnings)
+    assert not list((studio.paths.data_dir / "outputs").rglob("*.png"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 
-from webui.flags import CommandLine, Paths, parse_args
-from webui.settings import OPTIONS, OptionError, Options
+from webui.flags import CommandLine, OutsideFolder, Paths, parse_args
+from webui.settings import OPTIONS, OptionError, Options, OptionSaveError
 
 
 def test_defaults_then_changes_persist(tmp_path):
@@ -72,3 +74,31 @@ def test_flags_and_paths(tmp_path):
     paths = Paths.from_cmd(cmd)
     assert paths.ckpt_dir == tmp_path / "models" / "Stable-diffusion"
     assert Paths.from_cmd(CommandLine(data_dir=tmp_path, ckpt_dir=tmp_path / "c")).ckpt_dir == tmp_path / "c"
+
+
+def test_a_change_that_cannot_be_saved_is_not_applied(tmp_path, monkeypatch):
+    options = Options(tmp_path / "config.json")
+    options.update({"jpeg_quality": 70})
+    before = (tmp_path / "config.json").read_text()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("webui.settings.os.fsync", disk_full)
+    with pytest.raises(OptionSaveError, match="No space left on device"):
+        options.update({"jpeg_quality": 50})
+    assert options.jpeg_quality == 70  # not applied in memory either
+    assert (tmp_path / "config.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # no config.json.tmp left behind
+
+
+def test_output_folders_stay_inside_the_data_dir_or_an_allowed_folder(tmp_path):
+    allowed = tmp_path / "nas"
+    paths = Paths.from_cmd(CommandLine(data_dir=tmp_path / "data", output_dirs=(allowed,)))
+    assert paths.outputs("outputs/txt2img-images") == (tmp_path / "data" / "outputs" / "txt2img-images").resolve()
+    assert paths.outputs(str(allowed / "renders")) == (allowed / "renders").resolve()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "link").symlink_to("/etc")
+    for outside in ("../../..", "/etc", str(tmp_path), "link/cron.d", str(allowed) + "-evil"):
+        with pytest.raises(OutsideFolder, match="outside"):
+            paths.outputs(outside)
