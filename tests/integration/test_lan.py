@@ -116,6 +116,11 @@ def test_settings_are_for_admins_and_users_pick_their_own_model(users):
     assert response.status_code == 403 and "admin" in response.json()["message"]
     mine = bob.post("/sdapi/v1/txt2img", json={**SMALL, "override_settings": {"sd_model_checkpoint": "sdxl-base"}})
     assert json.loads(mine.json()["info"])["sd_model_name"] == "sdxl-base"
+    kept = bob.post("/sdapi/v1/txt2img", json={**SMALL, "override_settings": {"sd_model_checkpoint": "sdxl-base"},
+                                               "override_settings_restore_afterwards": False})
+    assert json.loads(kept.json()["info"])["sd_model_name"] == "sdxl-base"
+    assert any("only an admin" in note for note in json.loads(kept.json()["info"])["notes"])
+    assert alice.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("sd15")  # not switched for all
     assert alice.post("/sdapi/v1/options", json={"send_seed": False}).status_code == 200
     assert alice.get("/sdapi/v1/options").json()["send_seed"] is False
     alice.post("/sdapi/v1/options", json={"send_seed": True})

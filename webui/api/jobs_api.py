@@ -60,7 +60,7 @@ def jobs_router(studio: Studio) -> APIRouter:
     @router.post("/jobs", status_code=202, response_model=JobSubmitted, responses={422: {}, 429: {}, 503: {}})
     def submit(req: Txt2ImgApiRequest, user: User = Depends(caller)):
         """Queue a txt2img job (A1111's txt2img body) for the caller; returns at once with its id."""
-        request = build_generation_request(req, studio)
+        request = build_generation_request(req, studio, user)
         try:
             job = studio.submit(request, owner=user.name)
         except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping

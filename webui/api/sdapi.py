@@ -78,7 +78,7 @@ def sdapi_router(studio: Studio) -> APIRouter:
     @router.post("/txt2img", response_model=TextToImageResponse, responses={400: {}, 422: {}, 429: {}, 500: {}})
     def txt2img(req: Txt2ImgApiRequest, user: User = Depends(caller)):
         """Generate synchronously (queued behind other jobs, fairly across users); A1111's body and response."""
-        request = build_generation_request(req, studio)
+        request = build_generation_request(req, studio, user)
         try:
             result = studio.generate(request, owner=user.name)
         except GenerationCancelled as e:

@@ -17,6 +17,7 @@ from webui import infotext
 from webui.api.common import field_error, plain, validation_errors
 from webui.api.models import A1111_DEFAULT_SAMPLER, Txt2ImgApiRequest
 from webui.app import Studio
+from webui.auth.users import User
 from webui.request import GenerationRequest
 
 # Option keys the engine applies per request from override_settings.
@@ -65,8 +66,11 @@ _PLAIN_FIELDS = ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "s
                  "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt", "refiner_checkpoint",
                  "refiner_switch_at")
 
-def build_generation_request(req: Txt2ImgApiRequest, studio: Studio) -> GenerationRequest:
-    """An A1111 txt2img body → the engine's request. Raises ``RequestValidationError`` (→ 422)."""
+def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User | None = None) -> GenerationRequest:
+    """An A1111 txt2img body → the engine's request. Raises ``RequestValidationError`` (→ 422).
+
+    ``user``: the caller; only an admin may keep overrides afterwards (a model switch for everyone).
+    """
     fields = {name: getattr(req, name) for name in Txt2ImgApiRequest.model_fields}
     notes: list[str] = []
     if req.infotext:
@@ -101,7 +105,12 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio) -> Generati
         "clip_skip": override.get("CLIP_stop_at_last_layers"),
         "notes": notes,
     }
-    if fields["override_settings_restore_afterwards"] is not None:
+    keep = fields["override_settings_restore_afterwards"] is False
+    if keep and override and user is not None and not user.is_admin:
+        notes.append("override_settings applied to this job only: keeping them afterwards "
+                     "(override_settings_restore_afterwards=false) changes the studio for everyone, which only "
+                     "an admin may do")
+    elif fields["override_settings_restore_afterwards"] is not None:
         kwargs["override_settings_restore_afterwards"] = fields["override_settings_restore_afterwards"]
     kwargs["enable_hr"] = bool(fields["enable_hr"])
     for name in _PLAIN_FIELDS:
