@@ -162,6 +162,16 @@ def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
     )
 
 
+def relative_to_roots(path: Path, roots: Sequence[Path]) -> str:
+    """``path`` relative to the first of ``roots`` that holds it (its bare name when none does)."""
+    for root in roots:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return Path(path).name
+
+
 class OutsideFolder(ValueError):
     """An output folder setting that points outside the data dir and the admin's allowed folders."""
 

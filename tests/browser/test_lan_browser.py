@@ -5,14 +5,12 @@ Today's defect this guards: with two pages open, B's Interrupt ended A's running
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from tests.browser.conftest import needs_chromium
 from tests.conftest import copy_checkpoint
-from tests.kit.servers import add_user, start_server
+from tests.kit.servers import add_user, start_server, wait_for
 
 pytestmark = [pytest.mark.browser, needs_chromium, pytest.mark.timeout(600)]
 
@@ -62,15 +60,6 @@ def job_of(admin: httpx.Client, owner: str) -> dict:
     return max(jobs, key=lambda j: j["created_at"]) if jobs else {}
 
 
-def wait_until(predicate, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
 
 def test_each_page_interrupts_and_skips_only_its_own_job(browser, server):
     admin = server.as_user("admin", PASSWORDS["admin"])
@@ -78,18 +67,18 @@ def test_each_page_interrupts_and_skips_only_its_own_job(browser, server):
     carol_context, carol = logged_in_page(browser, server, "carol")
     try:
         start_slow_job(bob, "bob's long render")
-        wait_until(lambda: job_of(admin, "bob").get("state") == "running")
+        wait_for(lambda: job_of(admin, "bob").get("state") == "running")
         start_slow_job(carol, "carol's render")
-        wait_until(lambda: job_of(admin, "carol").get("state") == "queued")
+        wait_for(lambda: job_of(admin, "carol").get("state") == "queued")
         carol.locator("#txt2img_progress", has_text="1 ahead of you").wait_for()
 
         carol.locator("#txt2img_interrupt").click()  # her own job, still waiting: it is cancelled
-        wait_until(lambda: job_of(admin, "carol").get("state") == "cancelled")
+        wait_for(lambda: job_of(admin, "carol").get("state") == "cancelled")
         bobs = job_of(admin, "bob")
         assert bobs.get("state") == "running" and not bobs["interrupted"]
 
         bob.locator("#txt2img_skip").click()  # skip works from the page too, on bob's job only
-        wait_until(lambda: job_of(admin, "bob").get("state") == "done")
+        wait_for(lambda: job_of(admin, "bob").get("state") == "done")
         bobs = job_of(admin, "bob")
         assert bobs["progress"]["step"] < 150, bobs["progress"]
         bob.locator("#txt2img_generate").wait_for(state="visible")

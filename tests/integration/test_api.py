@@ -12,14 +12,13 @@ import io
 import json
 import re
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import httpx
 import pytest
 from PIL import Image
 
+from tests.kit.servers import wait_for
 from webui.infotext import parse_infotext
 
 pytestmark = pytest.mark.timeout(300)
@@ -29,15 +28,6 @@ SMALL = {"prompt": "a red cube", "negative_prompt": "blurry", "steps": 2, "width
          "sampler_name": "Euler"}
 SLOW = {"prompt": "slow", "steps": 40, "width": 256, "height": 256, "seed": 7, "sampler_name": "Euler"}
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def decode(b64: str) -> Image.Image:

@@ -6,24 +6,17 @@ Every wait has a timeout, so a deadlock fails the test instead of hanging the su
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 
+from tests.kit.servers import wait_for
 from webui.jobs import JobState
 from webui.request import GenerationRequest
 
 LONG = dict(prompt="a slow job", width=128, height=128, steps=40, save_images=False)
 SMALL = dict(prompt="x", width=64, height=64, steps=2, save_images=False)
 
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def in_thread(fn, *args) -> tuple[threading.Thread, dict]:

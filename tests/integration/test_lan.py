@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import copy_checkpoint
-from tests.kit.servers import add_user, start_server
+from tests.kit.servers import add_user, start_server, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,15 +43,6 @@ def users(server):
     for client in clients.values():
         client.close()
 
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_the_users_file_holds_no_password(server):

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 from PIL import Image
 
 from tests.conftest import copy_checkpoint
-from tests.kit.servers import start_server
+from tests.kit.servers import start_server, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -23,15 +22,6 @@ JOB = {"prompt": "a lighthouse", "steps": 30, "width": 160, "height": 160, "samp
 def pngs(data_dir, folder: str = "txt2img-images"):
     return sorted((data_dir / "outputs" / folder).rglob("*.png"))
 
-
-def wait_for(predicate, timeout: float = 300.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_jobs_survive_kill_9_and_complete_exactly_once(tmp_path, checkpoint_store):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import build_studio
+from tests.kit.servers import wait_for
 from webui import infotext, samplers
 from webui.jobs import JobState
 from webui.request import GenerationRequest
@@ -145,18 +145,11 @@ def test_override_settings_switch_model_for_one_request(studio):
 
 # --- the queue around the engine ------------------------------------------------------------
 
-def _wait_for(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
 
 def test_progress_previews_and_interrupt(studio):
     studio.queue.preview_every = 1
     job = studio.submit(GenerationRequest(prompt="x", seed=1, width=128, height=128, steps=60))
-    _wait_for(lambda: job.progress.step >= 2 and job.progress.preview is not None)
+    wait_for(lambda: job.progress.step >= 2 and job.progress.preview is not None)
     assert job.state is JobState.RUNNING and job.progress.total == 60
     assert isinstance(job.progress.preview, Image.Image)
     studio.queue.interrupt()
@@ -168,7 +161,7 @@ def test_progress_previews_and_interrupt(studio):
 
 def test_skip_ends_only_the_current_image(studio):
     job = studio.submit(GenerationRequest(prompt="x", seed=1, width=128, height=128, steps=40, n_iter=2))
-    _wait_for(lambda: job.progress.step >= 2)
+    wait_for(lambda: job.progress.step >= 2)
     studio.queue.skip()
     finished = studio.queue.wait(job.id, timeout=120)
     assert finished.state is JobState.DONE and not finished.interrupted

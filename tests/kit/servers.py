@@ -89,3 +89,14 @@ def add_user(data_dir: Path, name: str, password: str, admin: bool = False) -> s
     """The command-line way: ``python -m webui --data-dir D --add-user NAME [--admin]``, password on stdin."""
     args = [sys.executable, "-m", "webui", "--data-dir", str(data_dir), "--add-user", name, *(["--admin"] if admin else [])]
     return subprocess.run(args, cwd=REPO_ROOT, input=password + "\n", capture_output=True, text=True, timeout=120)
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not reached in {timeout:.0f} s")

@@ -53,13 +53,24 @@ def queues():
         queue.stop(timeout=T)
 
 
-def test_one_users_fifty_jobs_do_not_starve_anothers_single_image(queues):
-    runner = Blocking()
-    queue = JobQueue(runner)
-    queues.append(queue)
-    queue.start()
-    queue.submit("a0", owner="ann")
-    assert runner.first_started.wait(T)
+@pytest.fixture
+def busy(queues):
+    """A started queue whose first job (``first``, ann's) is running and held until released."""
+
+    def make(first: str = "a0", **caps: int):
+        runner = Blocking()
+        queue = JobQueue(runner, **caps)
+        queues.append(queue)
+        queue.start()
+        job = queue.submit(first, owner="ann")
+        assert runner.first_started.wait(T)
+        return queue, runner, job
+
+    return make
+
+
+def test_one_users_fifty_jobs_do_not_starve_anothers_single_image(busy):
+    queue, runner, _ = busy()
     ann = [queue.submit(f"a{i}", owner="ann") for i in range(1, 51)]
     bob = queue.submit("b1", owner="bob")
     cat = queue.submit("c1", owner="cat")
@@ -73,13 +84,8 @@ def test_one_users_fifty_jobs_do_not_starve_anothers_single_image(queues):
     assert runner.ran[-1] == "a51" and len(runner.ran) == 54
 
 
-def test_rounds_alternate_between_users_with_several_jobs(queues):
-    runner = Blocking()
-    queue = JobQueue(runner)
-    queues.append(queue)
-    queue.start()
-    queue.submit("x", owner="ann")
-    assert runner.first_started.wait(T)
+def test_rounds_alternate_between_users_with_several_jobs(busy):
+    queue, runner, _ = busy("x")
     last = None
     for i in range(3):
         queue.submit(f"a{i}", owner="ann")
@@ -90,13 +96,8 @@ def test_rounds_alternate_between_users_with_several_jobs(queues):
     assert runner.ran == ["x", "b0", "a0", "b1", "a1", "b2", "a2"]
 
 
-def test_caps_per_user_and_in_all_refuse_with_a_sentence(queues):
-    runner = Blocking()
-    queue = JobQueue(runner, max_per_owner=2, max_total=3)
-    queues.append(queue)
-    queue.start()
-    queue.submit("running", owner="ann")
-    assert runner.first_started.wait(T)
+def test_caps_per_user_and_in_all_refuse_with_a_sentence(busy):
+    queue, runner, _ = busy(max_per_owner=2, max_total=3)
     queue.submit("a1", owner="ann")
     queue.submit("a2", owner="ann")
     with pytest.raises(QueueFull, match="2 jobs waiting"):
@@ -108,13 +109,8 @@ def test_caps_per_user_and_in_all_refuse_with_a_sentence(queues):
     runner.release.set()
 
 
-def test_interrupt_and_skip_reach_only_the_named_owner_or_job(queues):
-    runner = Blocking()
-    queue = JobQueue(runner)
-    queues.append(queue)
-    queue.start()
-    running = queue.submit("a0", owner="ann")
-    assert runner.first_started.wait(T)
+def test_interrupt_and_skip_reach_only_the_named_owner_or_job(busy):
+    queue, runner, running = busy()
     other = queue.submit("b0", owner="bob")
     assert not queue.interrupt(owner="bob") and not queue.skip(owner="bob")
     assert not queue.interrupt(job_id=other.id)

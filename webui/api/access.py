@@ -8,13 +8,14 @@ users act on their own jobs and see paths relative to the models folders.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Sequence
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from webui.api.common import error_response
 from webui.auth.users import LOCAL, User
+from webui.flags import relative_to_roots
 from webui.jobs import Job, QueueFull
 from webui.limits import LimitExceeded
 
@@ -40,16 +41,9 @@ def may_see(user: User, job: Job | None) -> bool:
     return job is not None and (user.is_admin or job.owner == user.name)
 
 
-def shown_path(path: Path, roots: Iterable[Path], user: User) -> str:
+def shown_path(path: Path, roots: Sequence[Path], user: User) -> str:
     """The full path for admins; for users, relative to the models folder it is in."""
-    if user.is_admin:
-        return str(path)
-    for root in roots:
-        try:
-            return Path(path).relative_to(root).as_posix()
-        except ValueError:
-            continue
-    return Path(path).name
+    return str(path) if user.is_admin else relative_to_roots(path, roots)
 
 
 def submit_refusal(error: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from webui.flags import relative_to_roots
 from webui.models.hashes import HashCache
 from webui.models.refusals import RefusedFiles
 
@@ -72,15 +73,6 @@ def _scan_folder(kind: str, folder: Path) -> list[NetworkFile]:
     return found
 
 
-def _relative_name(path: Path, roots: Sequence[Path]) -> str:
-    for root in roots:
-        try:
-            return Path(path).relative_to(root).as_posix()
-        except ValueError:
-            continue
-    return Path(path).name
-
-
 def _preview(folder: Path, stem: str, names: set[str]) -> Path | None:
     for pattern in ("{}{}", "{}.preview{}"):
         for ext in PREVIEW_SUFFIXES:
@@ -119,7 +111,7 @@ class NetworkCatalog:
                 if f.name in by_name:
                     # Same stem as an earlier file: listed too, under its file name (relative to its
                     # folder), so prompts can tell them apart.
-                    f = NetworkFile(kind=f.kind, name=_relative_name(f.path, self.folders[k]), path=f.path,
+                    f = NetworkFile(kind=f.kind, name=relative_to_roots(f.path, self.folders[k]), path=f.path,
                                     preview=f.preview)
                 by_name.setdefault(f.name, f)
             self._by_name[k] = by_name
