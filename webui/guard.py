@@ -46,26 +46,41 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        websocket = scope["type"] == "websocket"
         method = scope.get("method", "GET")
         path = scope.get("path", "/")
         host = host_of(headers.get("host", ""))
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
-            await _reply(send, 400, "BadHost", f"this server does not answer to the host {host!r}")
+            await _deny(scope, send, 400, "BadHost", f"this server does not answer to the host {host!r}")
             return
-        if method not in _SAFE_METHODS and not self._same_origin(headers):
-            await _reply(send, 403, "CrossOrigin", "requests that change something must come from this server's pages")
+        # A websocket carries the session cookie like a POST does: same origin only (CSWSH).
+        if (websocket or method not in _SAFE_METHODS) and not self._same_origin(headers):
+            await _deny(scope, send, 403, "CrossOrigin", "requests that change something must come from this "
+                                                         "server's pages")
             return
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body_bytes:
-            await _reply(send, 413, "TooLarge", f"the request body is larger than {self.max_body_bytes // 2**20} MiB")
+            await _deny(scope, send, 413, "TooLarge", f"the request body is larger than {self.max_body_bytes // 2**20} MiB")
             return
         client = (scope.get("client") or ("", 0))[0]
         user = self.auth.identify(headers, client)
         if user is None and path not in PUBLIC_PATHS:
-            await self._refuse(scope, send, headers, path)
+            if websocket:
+                await _deny(scope, send, 401, "Unauthorized", "log in first")
+            else:
+                await self._refuse(scope, send, headers, path)
             return
         scope.setdefault("state", {})["user"] = user
-        await self.app(scope, self._capped(receive, send), send)
+        if websocket:
+            await self.app(scope, receive, send)
+            return
+        cap = _BodyCap(self.max_body_bytes, receive, send)
+        try:
+            await self.app(scope, cap.receive, cap.send)
+        except Exception:
+            if not cap.exceeded:
+                raise
+            # The app gave up on the body we cut off; the client already has its 413.
 
     @staticmethod
     def _same_origin(headers: dict[str, str]) -> bool:
@@ -91,19 +106,41 @@ class Guard:
         extra = [(b"www-authenticate", b'Basic realm="SD Studio"')] if path.startswith(_API_PREFIXES) else []
         await _reply(send, 401, "Unauthorized", "log in first: HTTP Basic credentials or the session cookie", extra)
 
-    def _capped(self, receive, send):
-        limit, seen = self.max_body_bytes, 0
 
-        async def capped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:  # a chunked body past the cap: the app sees a disconnect
-                    return {"type": "http.disconnect"}
-            return message
+class _BodyCap:
+    """Caps a body sent without Content-Length (chunked): past the cap the client gets a 413 and
+    the app sees a disconnect; whatever the app then tries to send is dropped."""
 
-        return capped
+    def __init__(self, limit: int, receive, send):
+        self.limit, self.seen, self.exceeded, self.started = limit, 0, False, False
+        self._receive, self._send = receive, send
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit and not self.exceeded:
+                self.exceeded = True
+                if not self.started:
+                    self.started = True
+                    await _reply(self._send, 413, "TooLarge",
+                                 f"the request body is larger than {self.limit // 2**20} MiB")
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.exceeded:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
+async def _deny(scope: Scope, send, status: int, error: str, message: str) -> None:
+    if scope["type"] == "websocket":  # closed before the handshake: the client sees a refused upgrade
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
+    await _reply(send, status, error, message)
 
 
 async def _reply(send, status: int, error: str, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
