@@ -26,29 +26,18 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from webui.jobs.context import JobContext
 from webui.jobs.fair import FairPending
 from webui.jobs.model import Job, JobCallback, JobState, Progress, QueueFull
-from webui.jobs.store import JobStore, StoredJob, StoreError
+from webui.jobs.records import JobCodec, JobRecords
+from webui.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Any, JobContext], Any]
 """``runner(payload, ctx) -> result``; runs on the worker thread."""
-
-
-class JobCodec(Protocol):
-    """Payloads and results as text, for the store."""
-
-    def dump_payload(self, payload: Any) -> str: ...
-
-    def load_payload(self, text: str) -> Any: ...
-
-    def dump_result(self, result: Any) -> str | None: ...
-
-    def load_result(self, text: str | None, images: dict[int, dict]) -> Any: ...
 
 
 class JobQueue:
@@ -77,8 +66,7 @@ class JobQueue:
         if store is not None and codec is None:
             raise ValueError("a job store needs a codec")
         self._runner = runner
-        self._store = store
-        self._codec = codec
+        self._records = JobRecords(store, codec) if store is not None and codec is not None else None
         self.preview_every = preview_every
         self.max_finished = max(0, max_finished)
         self.max_per_owner = max_per_owner
@@ -144,28 +132,17 @@ class JobQueue:
 
         Returns how many jobs will run again. Call before :meth:`start`.
         """
-        if self._store is None or self._codec is None:
+        if self._records is None:
             return 0
-        revived = 0
+        history, revived = self._records.recent(self.max_finished), self._records.unfinished()
         with self._cond:
-            for stored in self._store.recent(self.max_finished):
-                job = self._from_store(stored)
+            for job in history:
                 self._jobs[job.id] = job
                 self._finished[job.id] = None
-            for stored in self._store.unfinished():
-                try:
-                    payload = self._codec.load_payload(stored.payload)
-                except Exception as e:  # a payload this version cannot read: end it, say why
-                    self._store.finished(stored.id, "failed", time.time(), f"could not resume: {e}", False, None)
-                    continue
-                job = Job(payload=payload, owner=stored.owner, id=stored.id, created_at=stored.created_at)
-                job.saved = {i: image["record"] for i, image in stored.images.items() if image["record"] is not None}
-                job.resume_folders = {i: image["folder"] for i, image in stored.images.items()
-                                      if image["record"] is None and image["folder"]}
+            for job in revived:
                 self._jobs[job.id] = job
                 self._pending.add(job)
-                revived += 1
-        return revived
+        return len(revived)
 
     # ---------------------------------------------------------- submitting
 
@@ -180,8 +157,8 @@ class JobQueue:
             if self.max_per_owner and self._pending.count(owner) >= self.max_per_owner:
                 raise QueueFull(f"you have {self.max_per_owner} jobs waiting, the most allowed; "
                                 "wait for some to finish")
-            if self._store is not None and self._codec is not None:
-                self._store.add(job.id, owner, self._codec.dump_payload(payload), job.created_at)
+            if self._records is not None:
+                self._records.add(job)  # before it can run: a crash from here on finds it on disk
             self._jobs[job.id] = job
             self._pending.add(job)
             self._cond.notify_all()
@@ -208,10 +185,9 @@ class JobQueue:
         """The job with this id (from memory, else from the store), or None."""
         with self._cond:
             job = self._jobs.get(job_id)
-        if job is not None or self._store is None:
+        if job is not None or self._records is None:
             return job
-        stored = self._store.get(job_id)
-        return self._from_store(stored) if stored is not None and JobState(stored.state).finished else None
+        return self._records.finished_job(job_id)
 
     def list(self, owner: str | None = None) -> builtins.list[Job]:
         """Known jobs in submission order; only those of ``owner`` when given."""
@@ -238,13 +214,9 @@ class JobQueue:
 
     def forget_finished(self, older_than_seconds: float) -> int:
         """Drop finished jobs older than this from the store (their files stay); how many."""
-        if self._store is None or older_than_seconds <= 0:
+        if self._records is None or older_than_seconds <= 0:
             return 0
-        try:
-            return self._store.forget_older_than(older_than_seconds)
-        except StoreError as e:
-            log.error("%s", e)
-            return 0
+        return self._records.forget_older_than(older_than_seconds)
 
     def waiting(self) -> int:
         with self._cond:
@@ -337,7 +309,7 @@ class JobQueue:
             state, job.error = JobState.FAILED, error
         else:
             state, job.result = JobState.DONE, result
-        if self._stopping and job.interrupted and not ctx._cancel and self._store is not None:
+        if self._stopping and job.interrupted and not ctx._cancel and self._records is not None:
             # Stopped by a shutdown, not by its owner: left "running" on disk, it runs again after
             # the restart (keeping the images it saved).
             self._current = None
@@ -372,36 +344,9 @@ class JobQueue:
             self._persist_locked(event, job, *args)
 
     def _persist_locked(self, event: str, job: Job, *args: Any) -> None:
-        """Write a change to the store; a failing disk is logged, never fatal to the job."""
-        store, codec = self._store, self._codec
-        if store is None or codec is None:
-            return
-        try:
-            if event == "started":
-                store.started(job.id, job.started_at or time.time())
-            elif event == "finished":
-                store.finished(job.id, job.state.value, job.finished_at or time.time(), job.error, job.interrupted,
-                               codec.dump_result(job.result) if job.state is JobState.DONE else None)
-            elif event == "image_starting":
-                store.image_starting(job.id, *args)
-            elif event == "image_saved":
-                store.image_saved(job.id, *args)
-        except StoreError as e:
-            log.error("job %s: %s", job.id, e)
-
-    def _from_store(self, stored: StoredJob) -> Job:
-        assert self._codec is not None
-        job = Job(payload=None, owner=stored.owner, id=stored.id, state=JobState(stored.state),
-                  error=stored.error, interrupted=stored.interrupted, created_at=stored.created_at,
-                  started_at=stored.started_at, finished_at=stored.finished_at)
-        try:
-            job.payload = self._codec.load_payload(stored.payload)
-            if job.state is JobState.DONE:
-                job.result = self._codec.load_result(stored.result, stored.images)
-        except Exception as e:  # written by another version: keep what can be shown
-            log.warning("job %s from the store: %s", stored.id, e)
-        job.done_event.set()
-        return job
+        # Under the lock, so the disk sees a job's changes in the order they happened.
+        if self._records is not None:
+            self._records.write(event, job, *args)
 
     @staticmethod
     def _fire(callbacks: builtins.list[JobCallback], job: Job) -> None:
