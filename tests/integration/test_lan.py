@@ -117,11 +117,16 @@ def test_settings_are_for_admins_and_users_pick_their_own_model(users):
     alice.post("/sdapi/v1/options", json={"send_seed": True})
 
 
-def test_users_see_paths_relative_to_the_models_folder(users):
+def test_users_see_paths_relative_to_the_models_folder(users, server):
     bob_view = users["bob"].get("/sdapi/v1/sd-models").json()
     alice_view = users["alice"].get("/sdapi/v1/sd-models").json()
     assert {m["filename"] for m in bob_view} == {"sd15.safetensors", "sdxl-base.safetensors"}
     assert all(Path(m["filename"]).is_absolute() for m in alice_view)
+    job = users["bob"].post("/api/v1/jobs", json={**SMALL, "save_images": True}).json()
+    mine = wait_for(lambda: (j := users["bob"].get(f"/api/v1/jobs/{job['id']}").json())["state"] == "done" and j)
+    seen_by_admin = users["alice"].get(f"/api/v1/jobs/{job['id']}").json()
+    assert mine["files"][0].startswith("outputs/txt2img-images/")  # where the image is, not the disk layout
+    assert seen_by_admin["files"][0] == str(server.data_dir.resolve() / mine["files"][0])
 
 
 def test_no_response_echoes_a_password(users):

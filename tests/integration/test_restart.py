@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -48,6 +49,7 @@ def test_jobs_survive_kill_9_and_complete_exactly_once(tmp_path, checkpoint_stor
         for i, job_id in enumerate(ids):
             view = views[job_id]
             assert len(view["images"]) == 3, view
+            assert all(Path(f).is_file() for f in view["files"]) and len(view["files"]) == 3
             assert view["info"]["all_seeds"] == [100 * i, 100 * i + 1, 100 * i + 2]
             for n in range(3):
                 response = server.get(f"/api/v1/jobs/{job_id}/images/{n}")

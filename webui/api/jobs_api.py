@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from webui.api.access import caller, may_see, owner_filter, submit_refusal
+from webui.api.access import caller, may_see, owner_filter, shown_path, submit_refusal
 from webui.api.common import error_response
 from webui.api.images import encode_preview, png_bytes
 from webui.api.models import (
@@ -37,10 +37,11 @@ def jobs_router(studio: Studio) -> APIRouter:
     def not_found(job_id: str):
         return error_response(404, "NotFound", f"no job with id {job_id!r} (unknown, or finished long ago and forgotten)")
 
-    def view(job: Job, request: Request, with_preview: bool = True) -> JobView:
+    def view(job: Job, request: Request, user: User, with_preview: bool = True) -> JobView:
         p = job.progress
         result = job.result if isinstance(job.result, Result) else None
         images = [str(request.url_for("job_image", job_id=job.id, n=str(n))) for n in range(len(result.images))] if result else []
+        saved = [g.path for g in result.images if g.path] if result else []
         return JobView(
             id=job.id,
             owner=job.owner,
@@ -50,6 +51,7 @@ def jobs_router(studio: Studio) -> APIRouter:
             preview=encode_preview(p.preview) if with_preview and not job.finished else None,
             error=job.error,
             images=images,
+            files=[shown_path(path, studio.paths.output_roots, user) for path in saved],
             info=dict(result.info) if result else None,
             interrupted=job.interrupted,
             created_at=job.created_at,
@@ -70,7 +72,7 @@ def jobs_router(studio: Studio) -> APIRouter:
     @router.get("/jobs", response_model=list[JobView])
     def list_jobs(request: Request, user: User = Depends(caller)):
         """The caller's jobs (an admin's: everyone's): queued, running, recently finished; no previews."""
-        return [view(job, request, with_preview=False) for job in queue.list(owner_filter(user))]
+        return [view(job, request, user, with_preview=False) for job in queue.list(owner_filter(user))]
 
     def visible(job_id: str, user: User) -> Job | None:
         """The job when the caller may see it: another user's job is "not found", not "forbidden"."""
@@ -82,7 +84,7 @@ def jobs_router(studio: Studio) -> APIRouter:
         job = visible(job_id, user)
         if job is None:
             return not_found(job_id)
-        return view(job, request)
+        return view(job, request, user)
 
     @router.get(
         "/jobs/{job_id}/images/{n}", name="job_image", response_class=Response,

@@ -179,6 +179,8 @@ class JobView(BaseModel):
     preview: str | None = Field(None, description="base64 PNG of the live preview")
     error: str | None = None
     images: list[str] = Field(default_factory=list, description="URL of each result image")
+    files: list[str] = Field(default_factory=list, description="where the saved images are (for users: relative "
+                                                               "to the data dir)")
     info: dict[str, Any] | None = None
     interrupted: bool = False
     created_at: float
