@@ -54,7 +54,8 @@ def nesting_depth(text: str) -> int:
 def work_units(request: GenerationRequest) -> float:
     """Pixels × steps × images over every pass, in 512×512-image steps."""
     images = request.image_count
-    work = request.width * request.height * request.steps * images
+    width, height = request.render_size
+    work = width * height * request.steps * images
     if request.enable_hr:
         width, height = request.hires_size
         work += width * height * (request.hr_second_pass_steps or request.steps) * images
@@ -75,11 +76,20 @@ def check(request: GenerationRequest, limits: Limits) -> None:
     if request.image_count > limits.images_per_job:
         raise LimitExceeded("n_iter", f"{request.image_count} images (batch size × batch count); the limit "
                                       f"(limit_images_per_job) is {limits.images_per_job}")
-    sizes = [(request.width, request.height)] + ([request.hires_size] if request.enable_hr else [])
+    sizes = [request.render_size] + ([request.hires_size] if request.enable_hr else [])
     for width, height in sizes:
         if width * height > limits.pixels_per_image:
             raise LimitExceeded("width", f"{width}x{height} is {width * height} pixels; the limit "
                                          f"(limit_pixels_per_image) is {limits.pixels_per_image}")
+    if request.img2img is not None:
+        inputs = [("init_images", image) for image in request.img2img.init_images]
+        if request.img2img.inpaint is not None:
+            inputs.append(("mask", request.img2img.inpaint.mask))
+        for field, image in inputs:
+            if image.width * image.height > limits.pixels_per_image:
+                raise LimitExceeded(field, f"{field}: a {image.width}x{image.height} image is "
+                                           f"{image.width * image.height} pixels; the limit (limit_pixels_per_image) "
+                                           f"is {limits.pixels_per_image}")
     work = work_units(request)
     if work > limits.work_per_job:
         raise LimitExceeded("steps", f"the job would take {work:.0f} units of work (512×512 image-steps: pixels × "

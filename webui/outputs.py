@@ -50,10 +50,12 @@ def _png_bytes_to(path: Path, image: Image.Image, infotext: str | None, extra_te
 
 
 def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str | None, prefix: str = "",
-             extra_text: dict[str, str] | None = None) -> Path:
+             extra_text: dict[str, str] | None = None, name: str | None = None) -> Path:
     """Write ``image`` as ``<prefix><number:05>-<stem_suffix>.png`` in ``folder``; returns the path.
 
     ``extra_text``: more PNG text chunks (the job queue tags its images to find them after a crash).
+    ``name``: save as ``<name>.png`` instead (img2img batch keeps the input's name), ``<name>-<n>.png``
+    when that exists.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,9 +65,12 @@ def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str |
     try:
         _png_bytes_to(tmp, image, infotext, extra_text)
         with _lock:
-            number = _next_number(folder, prefix)
+            number = _next_number(folder, prefix) if name is None else 0
             while True:
-                final = folder / f"{prefix}{number:05d}-{stem_suffix}.png"
+                if name is not None:
+                    final = folder / (f"{name}.png" if number == 0 else f"{name}-{number}.png")
+                else:
+                    final = folder / f"{prefix}{number:05d}-{stem_suffix}.png"
                 try:
                     os.link(tmp, final)
                     return final

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from webui import samplers, upscalers
 from webui.prompts.parser import extract_extra_networks
+from webui.request_img2img import Img2ImgInput
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
@@ -22,9 +23,9 @@ _NO_REFINER = ("", "None", "none")
 
 
 class GenerationRequest(BaseModel):
-    """Everything one txt2img job needs. Validation errors read well in a 422 or in the UI."""
+    """Everything one txt2img or img2img job needs. Validation errors read well in a 422 or in the UI."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -63,6 +64,8 @@ class GenerationRequest(BaseModel):
     # SDXL refiner (any checkpoint): takes over the same schedule at refiner_switch_at.
     refiner_checkpoint: str | None = None
     refiner_switch_at: float = Field(0.8, ge=0.0, le=1.0)
+    # img2img (inpaint, outpaint): set when the job starts from images; denoising_strength is its strength.
+    img2img: Img2ImgInput | None = None
     override_settings: dict[str, Any] = Field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     notes: list[str] = Field(default_factory=list, description="front-end notes carried into the result info")
@@ -144,6 +147,27 @@ class GenerationRequest(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _img2img_batch(self) -> "GenerationRequest":
+        if self.img2img is None:
+            return self
+        if self.sampler_name == "PLMS":
+            raise ValueError("img2img: PLMS cannot start part-way through its schedule (A1111 does not offer it "
+                             "for img2img either); choose another sampler")
+        count = len(self.img2img.init_images)
+        if count > 1:  # A1111: several init images make one batch of them
+            if count > self.batch_size:
+                raise ValueError(f"img2img: {count} init images, but the batch size is {self.batch_size}; "
+                                 "send at most batch size images, or one for the whole batch")
+            self.batch_size = count
+        outpaint = self.img2img.outpaint
+        if outpaint is not None and outpaint.grows and self.enable_hr:
+            raise ValueError("outpaint with hires fix is not supported: outpaint first, then upscale the result")
+        width, height = self.render_size
+        if max(width, height) > MAX_SIZE:
+            raise ValueError(f"outpaint would render {width}x{height}; each side may be at most {MAX_SIZE}")
+        return self
+
+    @model_validator(mode="after")
     def _finite_network_weights(self) -> "GenerationRequest":
         for text in (self.prompt, self.negative_prompt, self.hr_prompt, self.hr_negative_prompt):
             for ref in extract_extra_networks(text)[1]:
@@ -160,6 +184,15 @@ class GenerationRequest(BaseModel):
     @property
     def image_count(self) -> int:
         return self.batch_size * self.n_iter
+
+    @property
+    def render_size(self) -> tuple[int, int]:
+        """(width, height) of the first pass: the request's size, grown by outpainting (multiples of 8)."""
+        outpaint = self.img2img.outpaint if self.img2img is not None else None
+        if outpaint is None or not outpaint.grows:
+            return self.width, self.height
+        return (-(-(self.width + outpaint.left + outpaint.right) // 8) * 8,
+                -(-(self.height + outpaint.up + outpaint.down) // 8) * 8)
 
     @property
     def hires_sampler(self) -> tuple[str, str]:

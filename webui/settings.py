@@ -77,9 +77,11 @@ OPTIONS: dict[str, OptionInfo] = {
                                          int, minimum=64 * 64, maximum=8192 * 8192),
     "limit_work_per_job": OptionInfo(6000, "Most work in one job, in 512×512 image-steps (pixels × steps × images)",
                                      "Limits", int, minimum=1, maximum=10_000_000),
-    "outdir_samples": OptionInfo("", "Output folder for all images (overrides the two below when set)", "Saving", str),
+    "outdir_samples": OptionInfo("", "Output folder for all images (overrides the four below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),
+    "outdir_img2img_samples": OptionInfo("outputs/img2img-images", "Output folder for img2img images", "Saving", str),
+    "outdir_img2img_grids": OptionInfo("outputs/img2img-grids", "Output folder for img2img grids", "Saving", str),
     "samples_save": OptionInfo(True, "Always save all generated images", "Saving", bool),
     "grid_save": OptionInfo(True, "Always save a grid of each batch", "Saving", bool),
     "return_grid": OptionInfo(True, "Show the grid in the results", "Saving", bool),
@@ -130,7 +132,8 @@ def validate_a1111_option(key: str, value: Any) -> Any:
 
 
 # Options naming folders that images are written to: they must stay inside the allowed roots.
-OUTPUT_FOLDER_OPTIONS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids")
+OUTPUT_FOLDER_OPTIONS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids", "outdir_img2img_samples",
+                         "outdir_img2img_grids")
 
 
 class OptionError(ValueError):

@@ -1,6 +1,8 @@
 """One batch of a job: its passes and stages run in order, then the latents are decoded.
 
     txt2img pass:  noise → base stage [→ refiner stage from the switch step]   (one sampling run)
+    img2img pass:  encode the init images → noise to the start step → base stage [→ refiner stage]
+                   (inpainting: the latent mask blended at every step, the original laid over at the end)
     hires pass:    enlarge → noise to the start step → hires stage [→ refiner stage]
 
 A stage stopped early (interrupt, skip) ends the batch: the images are those of the last pass
@@ -15,7 +17,7 @@ import torch
 from PIL import Image
 
 from webui import upscalers
-from webui.engine import hires, vae
+from webui.engine import hires, img2img, vae
 from webui.engine.callbacks import Callbacks, DecodedBatch, StageContext
 from webui.engine.denoiser import Denoiser, sdxl_size_conditions
 from webui.engine.loop import denoise
@@ -73,8 +75,12 @@ class BatchRunner:
                 # Decode with the model that made the latents, before another one takes the device.
                 finished.images = self._decode(finished.model, finished.latents, context)
             model = self.model_for(stages[0]) if stages else self._active(finished)
+            init = None
             if finished is not None:
                 start = self._enlarge(finished, pass_plan, model)
+            elif plan.init is not None:
+                init = img2img.init_latents(model, plan.init, list(seeds), pass_plan.width, pass_plan.height)
+                start = init.latents
             if pass_plan.run_steps == 0:  # hires fix at denoising 0: the enlarged first pass as it is
                 finished = _Finished(start if start is not None else finished.latents, model)
                 committed = current = replace(current, hires=index > 0)
@@ -83,7 +89,12 @@ class BatchRunner:
                 configs.scheduler_config(model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
                 seeds, device=model.device, eta=plan.request.eta, first_step=pass_plan.first_step,
             )
-            latents = run.initial_latents(self._noise(pass_plan, seeds, subseeds, model), start)
+            noise = self._noise(pass_plan, seeds, subseeds, model)
+            if init is not None and plan.noise_multiplier != 1.0:
+                noise = noise * plan.noise_multiplier
+            latents = run.initial_latents(noise, start)
+            blend = init.blend() if init is not None else None
+            callbacks = Callbacks([*self.callbacks, blend]) if blend is not None else self.callbacks
             switch = run.run_steps
             if any(stage.until_switch for stage in stages):
                 switch = run.switch_step(plan.request.refiner_switch_at,
@@ -98,11 +109,11 @@ class BatchRunner:
                     iteration=iteration, iterations=plan.iterations, steps_before=steps_before,
                     steps_total=plan.steps_per_batch,
                 )
-                denoiser = self._denoiser(model, pass_plan, run, len(seeds))
-                with self.callbacks.patch_models(context):
-                    self.callbacks.before_loop(context)
-                    denoise(context, denoiser, self.callbacks, end)
-                    self.callbacks.after_stage(context)
+                denoiser = self._denoiser(model, pass_plan, run, len(seeds), init)
+                with callbacks.patch_models(context):
+                    callbacks.before_loop(context)
+                    denoise(context, denoiser, callbacks, end)
+                    callbacks.after_stage(context)
                 latents = context.latents
                 current = current.after(stage, model.file)
                 if context.stopped:
@@ -130,7 +141,8 @@ class BatchRunner:
         noise = batch_noise(shape, list(seeds), list(subseeds), req.subseed_strength, resize_from)
         return noise.to(model.device, model.pipe.unet.dtype)
 
-    def _denoiser(self, model: ActiveModel, plan: PassPlan, run: SamplingRun, images: int) -> Denoiser:
+    def _denoiser(self, model: ActiveModel, plan: PassPlan, run: SamplingRun, images: int,
+                  init: img2img.InitLatents | None = None) -> Denoiser:
         prompts = self.prep.prompts(model, plan, self.plan.clip_skip)
         spec, options = model.spec, self.plan.options
         sizes = None
@@ -144,7 +156,8 @@ class BatchRunner:
             sizes = sdxl_size_conditions(height, width, aesthetic=aesthetic)
         conditioning = None
         if spec.is_inpaint:
-            conditioning = vae.inpaint_conditioning(model, plan.height, plan.width, images, run.generators[0])
+            conditioning = (init.conditioning(model) if init is not None
+                            else vae.inpaint_conditioning(model, plan.height, plan.width, images, run.generators[0]))
         return Denoiser(model.pipe.unet, prompts, self.plan.request.cfg_scale, images, device=model.device,
                         sizes=sizes, image_conditioning=conditioning)
 
@@ -171,4 +184,6 @@ class BatchRunner:
         assert context is not None
         decoded = DecodedBatch(context, list(images))
         self.callbacks.after_decode(decoded)
-        return decoded.images
+        if self.plan.init is None:
+            return decoded.images
+        return [self.plan.init.finish(i, image) for i, image in enumerate(decoded.images)]

@@ -12,6 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
+from webui.engine import init_image
+from webui.engine.img2img import img2img_steps
+from webui.engine.init_image import PreparedInput
 from webui.prompts.parser import ExtraNetworkRef, extract_extra_networks, strip_comments
 from webui.request import USE_SAME_CHECKPOINT, GenerationRequest
 
@@ -20,9 +23,9 @@ StageKind = Literal["base", "hires", "refiner"]
 
 @dataclass(frozen=True)
 class PassPlan:
-    """One sampling pass over a noise schedule: txt2img's, or hires fix's second pass."""
+    """One sampling pass over a noise schedule: txt2img's or img2img's, or hires fix's second pass."""
 
-    kind: Literal["txt2img", "hires"]
+    kind: Literal["txt2img", "img2img", "hires"]
     width: int
     height: int
     steps: int  # length of the noise schedule
@@ -31,7 +34,7 @@ class PassPlan:
     prompt: str  # what the encoder sees: styles applied, comments and network tags removed
     negative: str
     networks: tuple[ExtraNetworkRef, ...]
-    first_step: int = 0  # a partial pass (hires) starts here, from the previous pass's result
+    first_step: int = 0  # a partial pass (img2img, hires) starts here, from the init images / previous pass
     upscaler: str | None = None  # hires: how the previous pass is enlarged
     upscale_to: tuple[int, int] = (0, 0)  # hires: the size it is enlarged to, before cropping
     crop: tuple[int, int] = (0, 0)  # hires: latent cells cut off (x, y) after enlarging
@@ -69,6 +72,8 @@ class GenerationPlan:
     passes: tuple[PassPlan, ...]
     stages: tuple[Stage, ...]
     callbacks: tuple[object, ...] = ()
+    init: PreparedInput | None = None  # img2img: the init images (and mask) made ready for the first pass
+    noise_multiplier: float = 1.0  # img2img: A1111's initial noise multiplier
 
     @property
     def batch_size(self) -> int:
@@ -105,7 +110,10 @@ def build_plan(
     overrides = req.override_settings
 
     prompt, negative = _styled(req.prompt, req.negative_prompt, req.styles, styles, options)
-    passes = [_txt2img_pass(req, prompt, negative)]
+    init = None
+    if req.img2img is not None:
+        init = init_image.prepare(req.img2img, req.width, req.height)
+    passes = [_first_pass(req, prompt, negative, options)]
     if req.enable_hr:  # A1111: an empty hires prompt is the prompt; styles apply to both
         hr_prompt, hr_negative = _styled(req.hr_prompt or req.prompt, req.hr_negative_prompt or req.negative_prompt,
                                          req.styles, styles, options)
@@ -126,7 +134,17 @@ def build_plan(
         passes=tuple(passes),
         stages=tuple(_stages(req, len(passes), str(options.get("hires_fix_refiner_pass", "second pass")))),
         callbacks=tuple(callbacks),
+        init=init,
+        noise_multiplier=_noise_multiplier(req, options),
     )
+
+
+def _noise_multiplier(req: GenerationRequest, options: Mapping[str, Any]) -> float:
+    if req.img2img is None:
+        return 1.0
+    if req.img2img.initial_noise_multiplier is not None:
+        return req.img2img.initial_noise_multiplier
+    return float(options.get("initial_noise_multiplier", 1.0))
 
 
 def _styled(prompt: str, negative: str, names: Sequence[str], styles: Any, options: Mapping[str, Any]) -> tuple[str, str]:
@@ -146,10 +164,14 @@ def _without_tags(prompt: str, negative: str) -> tuple[str, str, tuple[ExtraNetw
     return prompt, negative, tuple(refs + negative_refs)
 
 
-def _txt2img_pass(req: GenerationRequest, prompt: str, negative: str) -> PassPlan:
+def _first_pass(req: GenerationRequest, prompt: str, negative: str, options: Mapping[str, Any]) -> PassPlan:
     text, negative_text, refs = _without_tags(prompt, negative)
-    return PassPlan("txt2img", req.width, req.height, req.steps, req.sampler_name, req.scheduler,
-                    text, negative_text, refs)
+    width, height = req.render_size
+    if req.img2img is None:
+        return PassPlan("txt2img", width, height, req.steps, req.sampler_name, req.scheduler, text, negative_text, refs)
+    steps, first_step = img2img_steps(req.steps, req.denoising_strength, bool(options.get("img2img_fix_steps", False)))
+    return PassPlan("img2img", width, height, steps, req.sampler_name, req.scheduler, text, negative_text, refs,
+                    first_step=first_step)
 
 
 def _hires_pass(req: GenerationRequest, prompt: str, negative: str) -> PassPlan:

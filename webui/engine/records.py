@@ -60,7 +60,7 @@ def infotext_params(plan: GenerationPlan, model: ActiveModel, facts: BatchFacts,
         "Schedule type": None if label == "Automatic" else label,
         "CFG scale": number(req.cfg_scale),
         "Seed": seed,
-        "Size": f"{req.width}x{req.height}",
+        "Size": "{}x{}".format(*req.render_size),
         "Model hash": model.file.short_hash,
         "Model": model.file.model_name,
         "VAE hash": model.vae_file.short_hash if model.vae_file else None,
@@ -70,16 +70,42 @@ def infotext_params(plan: GenerationPlan, model: ActiveModel, facts: BatchFacts,
         "Variation seed": subseed if varied else None,
         "Variation seed strength": number(req.subseed_strength) if varied else None,
         "Seed resize from": f"{req.seed_resize_from_w}x{req.seed_resize_from_h}" if resized else None,
-        "Denoising strength": number(req.denoising_strength) if facts.hires else None,
+        "Denoising strength": number(req.denoising_strength) if facts.hires or req.img2img else None,
         "Eta": req.eta,
         "Clip skip": plan.clip_skip if plan.clip_skip > 1 else None,
         "Tiling": True if req.tiling else None,
+        **_img2img_params(plan),
         **(_hires_params(plan, facts) if facts.hires else {}),
         **networks,
         **(_refiner_params(plan, facts) if facts.refiner else {}),
         "Emphasis": options["emphasis"] if options["emphasis"] != "Original" else None,
         "Version": VERSION,
     }
+
+
+def _img2img_params(plan: GenerationPlan) -> dict[str, Any]:
+    """A1111's img2img and inpaint keys (what its img2img tab reads back when pasting)."""
+    settings = plan.request.img2img
+    if settings is None:
+        return {}
+    params: dict[str, Any] = {
+        "Resize mode": settings.resize_mode_name if settings.resize_mode else None,
+        "Noise multiplier": number(plan.noise_multiplier) if plan.noise_multiplier != 1.0 else None,
+    }
+    outpaint = settings.outpaint
+    if outpaint is not None and outpaint.grows:
+        params["Outpaint"] = f"{outpaint.method} left {outpaint.left} right {outpaint.right} up {outpaint.up} down {outpaint.down}"
+    inpaint = settings.inpaint
+    if inpaint is not None:
+        if inpaint.blur_x == inpaint.blur_y:
+            params["Mask blur"] = inpaint.blur_x
+        else:
+            params["Mask blur x"], params["Mask blur y"] = inpaint.blur_x, inpaint.blur_y
+        params["Mask mode"] = "Inpaint not masked" if inpaint.invert else None
+        params["Masked content"] = inpaint.masked_content
+        params["Inpaint area"] = "Only masked" if inpaint.only_masked else "Whole picture"
+        params["Masked area padding"] = inpaint.padding if inpaint.only_masked else None
+    return params
 
 
 def _hires_params(plan: GenerationPlan, facts: BatchFacts) -> dict[str, Any]:
@@ -148,8 +174,8 @@ def api_info(plan: GenerationPlan, model: ActiveModel, infotexts: list[str], see
         "subseed": first_subseed,
         "all_subseeds": subseeds,
         "subseed_strength": req.subseed_strength,
-        "width": req.width,
-        "height": req.height,
+        "width": req.render_size[0],
+        "height": req.render_size[1],
         "sampler_name": req.sampler_name,
         "scheduler": req.scheduler,
         "cfg_scale": req.cfg_scale,
@@ -164,7 +190,7 @@ def api_info(plan: GenerationPlan, model: ActiveModel, infotexts: list[str], see
         "sd_vae_hash": model.vae_file.short_hash if model.vae_file else None,
         "seed_resize_from_w": req.seed_resize_from_w,
         "seed_resize_from_h": req.seed_resize_from_h,
-        "denoising_strength": req.denoising_strength if req.enable_hr else None,
+        "denoising_strength": req.denoising_strength if req.enable_hr or req.img2img else None,
         "extra_generation_params": extra,
         "index_of_first_image": 0,
         "infotexts": infotexts,

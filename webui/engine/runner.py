@@ -164,6 +164,10 @@ class _Job:
 
     # --- saving ------------------------------------------------------------------------------
 
+    @property
+    def _mode(self) -> str:
+        return "txt2img" if self.plan.request.img2img is None else "img2img"
+
     def _outdir(self, key: str) -> Path:
         shared = self.options["outdir_samples"]
         folder = str(Path(shared) / Path(self.options[key]).name) if shared else self.options[key]
@@ -178,11 +182,17 @@ class _Job:
         if not (self.plan.request.save_images and self.options["samples_save"] and self.engine.paths is not None):
             return generated
         text = generated.infotext if self.options["enable_pnginfo"] else None
+        img2img = self.plan.request.img2img
         try:
-            folder = self._outdir("outdir_txt2img_samples")
+            if img2img is not None and img2img.output_dir:  # an img2img batch: its own folder, the input's name
+                assert self.engine.paths is not None
+                folder = self.engine.paths.outputs(img2img.output_dir)
+            else:
+                folder = self._outdir(f"outdir_{self._mode}_samples")
             self.control.image_starting(index, str(folder))
             generated.path = save_png(generated.image, folder, str(generated.seed), text,
-                                      extra_text=self.control.image_tag(index))
+                                      extra_text=self.control.image_tag(index),
+                                      name=_output_name(img2img.output_name, index) if img2img else None)
         except (OSError, ValueError) as e:  # a full or read-only disk, a folder outside the allowed ones
             log.error("image %d not saved: %s", index, e)
             self.save_warnings.append(f"image {index + 1} was not saved ({e}); it is in the result only")
@@ -201,9 +211,19 @@ class _Job:
         if self.plan.request.save_grid and self.options["grid_save"] and self.engine.paths is not None:
             text = first.infotext if self.options["enable_pnginfo"] else None
             try:
-                grid.path = save_png(grid.image, self._outdir("outdir_txt2img_grids"), str(first.seed), text,
+                grid.path = save_png(grid.image, self._outdir(f"outdir_{self._mode}_grids"), str(first.seed), text,
                                      prefix="grid-")
             except (OSError, ValueError) as e:
                 log.error("grid not saved: %s", e)
                 self.save_warnings.append(f"the grid was not saved ({e})")
         return grid
+
+
+def _output_name(name: str | None, index: int) -> str | None:
+    """A batch input's file name for its output (a safe stem: no folders); later images get -N."""
+    if not name:
+        return None
+    stem = Path(name).stem.replace("\x00", "")
+    if not stem or stem in (".", ".."):
+        return None
+    return stem if index == 0 else f"{stem}-{index}"
