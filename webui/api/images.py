@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from webui import infotext
 from webui.result import GeneratedImage, Result
@@ -51,23 +50,3 @@ def response_images(result: Result, options: Any, send: bool) -> tuple[list[str]
         info["interrupted"] = True
     images = [_b64(png_bytes(g, with_text)) for g in shown] if send else []
     return images, info
-
-
-def decode_image(data: str) -> Image.Image:
-    """A base64 image or data URL → PIL image; ``ValueError`` with a readable message."""
-    text = data.strip()
-    if text.startswith("data:"):
-        if "," not in text:
-            raise ValueError("a data URL needs a ',' before the base64 data")
-        text = text.split(",", 1)[1]
-    text = "".join(text.split())
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64") from None
-    try:
-        image = Image.open(io.BytesIO(raw))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"not a readable image ({type(e).__name__})") from None
-    return image

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # field) to "Euler"; the endpoint uses ``sampler_name or sampler_index``, so a body without
 # either runs Euler.
 A1111_DEFAULT_SAMPLER = "Euler"
+# Generous caps checked while the body is parsed, before any parsing of the texts: the options'
+# limits (limit_prompt_chars) are lower and checked later.
+MAX_PROMPT_CHARS = 200_000
+MAX_INFOTEXT_CHARS = 64_000
 
 
 class Txt2ImgApiRequest(BaseModel):
@@ -24,8 +28,8 @@ class Txt2ImgApiRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    prompt: str | None = ""
-    negative_prompt: str | None = ""
+    prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
     styles: list[str] | None = None
     seed: int | None = -1
     subseed: int | None = -1
@@ -69,8 +73,8 @@ class Txt2ImgApiRequest(BaseModel):
     hr_checkpoint_name: str | None = None
     hr_sampler_name: str | None = None
     hr_scheduler: str | None = None
-    hr_prompt: str | None = ""
-    hr_negative_prompt: str | None = ""
+    hr_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
+    hr_negative_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
     force_task_id: str | None = None
     sampler_index: str | None = A1111_DEFAULT_SAMPLER
     script_name: str | None = None
@@ -78,7 +82,37 @@ class Txt2ImgApiRequest(BaseModel):
     send_images: bool | None = True
     save_images: bool | None = False
     alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)
-    infotext: str | None = None
+    infotext: str | None = Field(None, max_length=MAX_INFOTEXT_CHARS)
+
+
+class Img2ImgApiRequest(Txt2ImgApiRequest):
+    """Body of POST /sdapi/v1/img2img: txt2img's fields plus A1111's img2img ones, with its API
+    defaults (note ``inpaint_full_res`` is on and ``inpainting_fill`` is 0 = fill, as in A1111's API)."""
+
+    init_images: list[str] | None = None
+    resize_mode: int | None = 0
+    image_cfg_scale: float | None = None
+    mask: str | None = None
+    mask_blur_x: int | None = 4
+    mask_blur_y: int | None = 4
+    mask_blur: int | None = None
+    mask_round: bool | None = True
+    inpainting_fill: int | None = 0
+    inpaint_full_res: bool | None = True
+    inpaint_full_res_padding: int | None = 0
+    inpainting_mask_invert: int | None = 0
+    initial_noise_multiplier: float | None = None
+    latent_mask: str | None = None
+    include_init_images: bool | None = False
+    # Ours: grow the canvas before inpainting the new area (A1111 does this with scripts).
+    outpaint: dict[str, Any] | None = None
+
+
+class ImageToImageResponse(BaseModel):
+    images: list[str] = Field(default_factory=list, description="base64 PNGs (grid first when returned), infotext inside")
+    parameters: dict[str, Any] = Field(description="the request as received (init_images and mask only when "
+                                                   "include_init_images is true)")
+    info: str = Field(description="JSON text: A1111's processed info, plus our 'notes'")
 
 
 class TextToImageResponse(BaseModel):

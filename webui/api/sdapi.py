@@ -33,10 +33,13 @@ from webui.api.access import (
     submit_refusal,
 )
 from webui.api.common import error_response, field_error, plain
-from webui.api.images import decode_image, encode_preview, response_images
+from webui.api.images import encode_preview, response_images
+from webui.api.img2img_request import build_img2img_request
 from webui.api.models import (
     EmbeddingsResponse,
     HypernetworkItem,
+    ImageToImageResponse,
+    Img2ImgApiRequest,
     LoraItem,
     MemoryResponse,
     PNGInfoRequest,
@@ -57,6 +60,7 @@ from webui.auth.users import User
 from webui.jobs import QueueFull
 from webui.limits import LimitExceeded
 from webui.models.safe_load import CheckpointError
+from webui.request_img2img import decode_image
 from webui.settings import OptionError, OptionSaveError
 
 log = logging.getLogger(__name__)
@@ -75,10 +79,8 @@ _HIDDEN_INFO_KEYS = {
 def sdapi_router(studio: Studio) -> APIRouter:
     router = APIRouter(prefix="/sdapi/v1", tags=["sdapi (A1111-compatible)"])
 
-    @router.post("/txt2img", response_model=TextToImageResponse, responses={400: {}, 422: {}, 429: {}, 500: {}})
-    def txt2img(req: Txt2ImgApiRequest, user: User = Depends(caller)):
-        """Generate synchronously (queued behind other jobs, fairly across users); A1111's body and response."""
-        request = build_generation_request(req, studio, user)
+    def generate(request, req: Txt2ImgApiRequest, user: User) -> tuple[list[str], str] | Any:
+        """Run a request to its end: (base64 images, info JSON), or the error response."""
         try:
             result = studio.generate(request, owner=user.name)
         except GenerationCancelled as e:
@@ -88,7 +90,28 @@ def sdapi_router(studio: Studio) -> APIRouter:
         except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
             return submit_refusal(e)
         images, info = response_images(result, studio.options, send=req.send_images is not False)
-        return TextToImageResponse(images=images, parameters=req.model_dump(mode="json"), info=json.dumps(info))
+        return images, json.dumps(info)
+
+    @router.post("/txt2img", response_model=TextToImageResponse, responses={400: {}, 422: {}, 429: {}, 500: {}})
+    def txt2img(req: Txt2ImgApiRequest, user: User = Depends(caller)):
+        """Generate synchronously (queued behind other jobs, fairly across users); A1111's body and response."""
+        outcome = generate(build_generation_request(req, studio, user), req, user)
+        if not isinstance(outcome, tuple):
+            return outcome
+        images, info = outcome
+        return TextToImageResponse(images=images, parameters=req.model_dump(mode="json"), info=info)
+
+    @router.post("/img2img", response_model=ImageToImageResponse, responses={400: {}, 422: {}, 429: {}, 500: {}})
+    def img2img(req: Img2ImgApiRequest, user: User = Depends(caller)):
+        """img2img, inpaint and outpaint, synchronously; A1111's body and response."""
+        outcome = generate(build_img2img_request(req, studio, user), req, user)
+        if not isinstance(outcome, tuple):
+            return outcome
+        images, info = outcome
+        parameters = req.model_dump(mode="json")
+        if not req.include_init_images:  # A1111 leaves the (large) inputs out of the echo
+            parameters["init_images"], parameters["mask"] = None, None
+        return ImageToImageResponse(images=images, parameters=parameters, info=info)
 
     # --- models ---
 

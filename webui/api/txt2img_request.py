@@ -19,6 +19,7 @@ from webui.api.models import A1111_DEFAULT_SAMPLER, Txt2ImgApiRequest
 from webui.app import Studio
 from webui.auth.users import User
 from webui.request import GenerationRequest
+from webui.request_img2img import Img2ImgInput
 
 # Option keys the engine applies per request from override_settings.
 _APPLIED_OVERRIDES = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers")
@@ -66,12 +67,14 @@ _PLAIN_FIELDS = ("seed", "subseed", "subseed_strength", "seed_resize_from_w", "s
                  "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt", "refiner_checkpoint",
                  "refiner_switch_at")
 
-def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User | None = None) -> GenerationRequest:
+def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User | None = None,
+                             img2img: Img2ImgInput | None = None) -> GenerationRequest:
     """An A1111 txt2img body → the engine's request. Raises ``RequestValidationError`` (→ 422).
 
     ``user``: the caller; only an admin may keep overrides afterwards (a model switch for everyone).
+    ``img2img``: the init images and their settings, for the img2img endpoint.
     """
-    fields = {name: getattr(req, name) for name in Txt2ImgApiRequest.model_fields}
+    fields = {name: getattr(req, name) for name in type(req).model_fields}
     notes: list[str] = []
     if req.infotext:
         _apply_infotext(req, fields, notes)
@@ -104,6 +107,7 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User 
         "override_settings": override,
         "clip_skip": override.get("CLIP_stop_at_last_layers"),
         "notes": notes,
+        "img2img": img2img,
     }
     keep = fields["override_settings_restore_afterwards"] is False
     if keep and override and user is not None and not user.is_admin:
