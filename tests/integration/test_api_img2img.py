@@ -101,3 +101,18 @@ def test_an_image_over_the_pixel_limit_is_refused_before_it_is_queued(live_serve
     huge = Image.new("RGB", (4096, 2048), "white")  # 8 M pixels; the default limit is 2048² = 4 M
     response = live_server.post("/sdapi/v1/img2img", json={**SMALL, "init_images": [b64(huge)]})
     assert_error(response, 422, "limit_pixels_per_image")
+
+
+def test_an_async_img2img_job_runs_from_its_stored_request(live_server):
+    """The job store keeps the request as JSON: the init images must survive that round trip."""
+    from tests.kit.servers import wait_for
+
+    body = {**SMALL, "steps": 4, "init_images": [b64(picture())], "denoising_strength": 0.3}
+    submitted = live_server.post("/api/v1/jobs/img2img", json=body)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    done = wait_for(lambda: (j := live_server.get(f"/api/v1/jobs/{job_id}").json())["state"] == "done" and j, 120)
+    image = Image.open(io.BytesIO(live_server.get(f"/api/v1/jobs/{job_id}/images/0").content))
+    sync = decode(img2img(live_server, denoising_strength=0.3)["images"][0])
+    assert done["info"]["denoising_strength"] == 0.3
+    assert image.tobytes() == sync.tobytes()

@@ -1,7 +1,8 @@
 """``/api/v1/jobs``: the asynchronous job API (submit, poll, fetch images, cancel).
 
-The body of a submission is A1111's txt2img body, converted exactly as ``/sdapi/v1/txt2img``
-converts it; the difference is that the call returns at once (202) with the job id.
+The body of a submission is A1111's txt2img (or, at /jobs/img2img, img2img) body, converted exactly
+as ``/sdapi/v1/txt2img`` converts it; the difference is that the call returns at once (202) with
+the job id.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from fastapi.responses import Response
 from webui.api.access import caller, may_see, owner_filter, shown_path, submit_refusal
 from webui.api.common import error_response
 from webui.api.images import encode_preview, png_bytes
+from webui.api.img2img_request import build_img2img_request
 from webui.api.models import (
+    Img2ImgApiRequest,
     JobCancelled,
     JobProgress,
     JobSubmitted,
@@ -62,7 +65,15 @@ def jobs_router(studio: Studio) -> APIRouter:
     @router.post("/jobs", status_code=202, response_model=JobSubmitted, responses={422: {}, 429: {}, 503: {}})
     def submit(req: Txt2ImgApiRequest, user: User = Depends(caller)):
         """Queue a txt2img job (A1111's txt2img body) for the caller; returns at once with its id."""
-        request = build_generation_request(req, studio, user)
+        return queued(build_generation_request(req, studio, user), user)
+
+    @router.post("/jobs/img2img", status_code=202, response_model=JobSubmitted,
+                 responses={422: {}, 429: {}, 503: {}})
+    def submit_img2img(req: Img2ImgApiRequest, user: User = Depends(caller)):
+        """Queue an img2img / inpaint / outpaint job (A1111's img2img body); returns at once with its id."""
+        return queued(build_img2img_request(req, studio, user), user)
+
+    def queued(request, user: User):
         try:
             job = studio.submit(request, owner=user.name)
         except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
