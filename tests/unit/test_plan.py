@@ -100,7 +100,8 @@ def test_the_hires_pass_runs_on_the_jobs_model_after_a_first_pass_refiner(option
 
 @pytest.mark.parametrize(("fields", "expected"), [
     ({}, ("DPM++ 2M", "Karras")),  # the first pass's sampler and schedule
-    ({"hr_sampler_name": "Euler a"}, ("Euler a", "Automatic")),  # Karras does not apply to it: its default
+    ({"hr_sampler_name": "Euler a"}, ("Euler a", "Karras")),  # k-diffusion samplers take every schedule
+    ({"hr_sampler_name": "LCM"}, ("LCM", "Automatic")),  # Karras does not apply to it: its default
     ({"hr_sampler_name": "LMS Karras"}, ("LMS", "Karras")),  # a combined name brings its schedule
     ({"hr_sampler_name": "LMS", "hr_scheduler": "Exponential"}, ("LMS", "Exponential")),
     ({"hr_sampler_name": "DPM++ 2M"}, ("DPM++ 2M", "Karras")),
@@ -113,7 +114,7 @@ def test_hires_sampler_and_schedule_follow_a1111(options, fields, expected):
 
 def test_hires_refuses_what_cannot_run(options):
     with pytest.raises(ValidationError, match="does not support"):
-        GenerationRequest(enable_hr=True, hr_sampler_name="Euler a", hr_scheduler="Karras")
+        GenerationRequest(enable_hr=True, hr_sampler_name="LCM", hr_scheduler="Karras")
     with pytest.raises(ValidationError, match="PLMS"):
         GenerationRequest(enable_hr=True, sampler_name="PLMS")
     GenerationRequest(enable_hr=True, sampler_name="PLMS", hr_sampler_name="DDIM")  # PLMS for the first pass only

@@ -88,6 +88,7 @@ class BatchRunner:
             run = start_run(
                 configs.scheduler_config(model.spec), pass_plan.sampler, pass_plan.schedule, pass_plan.steps,
                 seeds, device=model.device, eta=plan.request.eta, first_step=pass_plan.first_step,
+                family=model.spec.family,
             )
             noise = self._noise(pass_plan, seeds, subseeds, model)
             if init is not None and plan.noise_multiplier != 1.0:

@@ -152,12 +152,15 @@ def start_run(
     device: torch.device,
     eta: float | None = None,
     first_step: int = 0,
+    family: str | None = None,
 ) -> SamplingRun:
     """A new run of ``steps`` with the A1111 sampler ``sampler_name`` and ``schedule``.
 
     ``first_step`` > 0 makes it a partial run. Step noise (ancestral and SDE samplers) comes from
     one CPU generator per image seeded with the image's seed, and DPM++ SDE's Brownian tree from
-    the image seeds, so an image never depends on the others in its batch.
+    the image seeds, so an image never depends on the others in its batch. ``family`` (the model's,
+    e.g. "sdxl-base") picks the Align Your Steps sigmas; without it SD 1.5's are used, as A1111 does
+    for every non-SDXL model.
     """
     scheduler = samplers.make_scheduler(scheduler_config, sampler_name, schedule)
     if first_step > 0 and isinstance(scheduler, PNDMScheduler):
@@ -165,7 +168,7 @@ def start_run(
         raise ValueError("PLMS cannot start part-way through its schedule: choose another sampler for this pass")
     if hasattr(scheduler, "noise_sampler_seed"):
         scheduler.noise_sampler_seed = [int(s) for s in seeds]
-    scheduler.set_timesteps(steps, device=device)
+    samplers.set_timesteps(scheduler, sampler_name, schedule, steps, device=device, family=family)
     first_index = schedule_index(scheduler, first_step, len(scheduler.timesteps), steps)
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(first_index)
