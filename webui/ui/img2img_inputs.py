@@ -27,6 +27,7 @@ class InputError(ValueError):
 @dataclass
 class InputTabs:
     mode: gr.Dropdown  # the selected sub-tab's name (hidden; a component, so API clients can set it)
+    group: gr.Tabs
     tabs: dict[str, gr.Tab]
     image: gr.Image
     sketch: gr.ImageEditor
@@ -56,7 +57,7 @@ def _editor(label: str, elem_id: str, colour: bool) -> gr.ImageEditor:
 def build_input_tabs() -> InputTabs:
     mode = gr.Dropdown(list(MODES), value="img2img", visible=False, label="Mode", elem_id="img2img_selected_mode")
     tabs: dict[str, gr.Tab] = {}
-    with gr.Tabs(elem_id="mode_img2img"):
+    with gr.Tabs(elem_id="mode_img2img") as group:
         with gr.Tab("img2img", id="img2img_img2img_tab") as tabs["img2img"]:
             image = gr.Image(label="Image for img2img", type="pil", image_mode="RGBA", sources=_SOURCES, height=512,
                              format="png", elem_id="img2img_image")
@@ -77,7 +78,7 @@ def build_input_tabs() -> InputTabs:
         with gr.Tab("Batch", id="img2img_batch_tab") as tabs["Batch"]:
             gr.Markdown("Every image in the input folder is processed; a mask with the same file name in the mask "
                         "folder makes it an inpaint. Results keep the input's file name. The output folder must be "
-                        "inside the data dir (or a folder named with --output-dir); with logins on, users read only "
+                        "inside the data dir (or a folder named with --allow-output-dir); with logins on, users read only "
                         "from there too.")
             batch_input = gr.Textbox("", label="Input directory", elem_id="img2img_batch_input_dir")
             batch_output = gr.Textbox("", label="Output directory", placeholder="outputs/img2img-batch",
@@ -86,7 +87,7 @@ def build_input_tabs() -> InputTabs:
                                      elem_id="img2img_batch_inpaint_mask_dir")
     for name, tab in tabs.items():
         tab.select(lambda name=name: name, outputs=mode, api_visibility="private", queue=False)
-    return InputTabs(mode, tabs, image, sketch, inpaint, inpaint_sketch, upload_image, upload_mask, batch_input,
+    return InputTabs(mode, group, tabs, image, sketch, inpaint, inpaint_sketch, upload_image, upload_mask, batch_input,
                      batch_output, batch_masks)
 
 
