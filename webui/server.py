@@ -38,10 +38,12 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     from webui.api.jobs_api import jobs_router
     from webui.api.login import login_router
     from webui.api.sdapi import sdapi_router
+    from webui.api.segment_api import segment_router
 
     app.include_router(login_router(studio.auth))
     app.include_router(sdapi_router(studio))
     app.include_router(jobs_router(studio))
+    app.include_router(segment_router(studio))
     if with_ui:
         import gradio as gr
 

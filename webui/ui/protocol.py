@@ -6,6 +6,7 @@ surface only (and never on the engine): options, catalogs, the job queue, and a 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from webui.auth.authenticator import Authenticator
@@ -15,6 +16,7 @@ from webui.models.catalog import Catalog
 from webui.models.manager import ModelManager
 from webui.networks.catalog import NetworkCatalog
 from webui.request import GenerationRequest
+from webui.segment import Segmenter
 from webui.settings import Options
 from webui.styles import StyleDatabase
 
@@ -29,6 +31,8 @@ class StudioView(Protocol):
     styles: StyleDatabase
     queue: JobQueue
     auth: Authenticator
+    segmenter: Segmenter
+    sam_dir: Path
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job: ...
 
