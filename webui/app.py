@@ -28,6 +28,7 @@ from webui.networks.catalog import NetworkCatalog
 from webui.outputs import remove_partial_files
 from webui.request import GenerationRequest
 from webui.result import Result
+from webui.segment import Segmenter
 from webui.settings import OUTPUT_FOLDER_OPTIONS, OptionError, Options
 from webui.styles import StyleDatabase
 
@@ -96,6 +97,9 @@ class Studio:
             preview_every=self.options.show_progress_every_n_steps,
             max_per_owner=self.options.queue_max_per_user, max_total=self.options.queue_max_total,
         )
+        # Click-to-mask: one SAM model at a time, shared by the UI and the API (vit_h is 2.5 GB).
+        self.segmenter = Segmenter()
+        self.sam_dir = self.paths.models_dir / "sam"
         self.load_error: str | None = None
         self._wire_options()
 
@@ -205,7 +209,10 @@ class Studio:
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job:
         """Queue a job for ``owner``: LimitExceeded past a work limit, QueueFull past a queue cap."""
-        limits.check(request, limits.Limits.from_options(self.options.snapshot()))
+        work_limits = limits.Limits.from_options(self.options.snapshot())
+        limits.check(request, work_limits)
+        if request.styles:
+            limits.check_styled(request, self.styles, work_limits)
         return self.queue.submit(request, owner=owner)
 
     def generate(self, request: GenerationRequest, owner: str | None = None) -> Result:

@@ -63,6 +63,9 @@ NEGATIVE_PROMPT_PREFIX = "Negative prompt:"
 # characters, spaces, hyphens or slashes), a colon, then a JSON-style quoted string or anything
 # up to the next comma.
 _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# Whitespace, then a maximal run of key characters (group 1): where a key could be.
+_RE_KEY_RUN = re.compile(r"\s*([\w \-/]*)")
+_RE_WORD = re.compile(r"\w")
 _RE_IMAGESIZE = re.compile(r"^(\d+)x(\d+)$")
 _RE_KEY = re.compile(r"\w[\w \-/]+")
 _RE_INT = re.compile(r"-?(?:0|[1-9]\d*)")
@@ -165,6 +168,33 @@ def _split_sampler(res: dict[str, object], sampler_key: str, schedule_key: str) 
         res[schedule_key] = suffix
 
 
+def _find_params(line: str) -> list[tuple[str, str]]:
+    """``_RE_PARAM.findall(line)`` in linear time.
+
+    ``findall`` alone is quadratic: from each position of a long key-like run without a colon
+    ("a a a ...") the key part scans to the end of the run and fails, holding the GIL for
+    seconds. A key must end where its run of key characters ends, so the run is scanned once:
+    a run not followed by ":" is skipped whole, and ``_RE_PARAM`` is only tried where it matches.
+    """
+    found: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(line):
+        run = _RE_KEY_RUN.match(line, pos)
+        assert run is not None  # the pattern matches any text
+        start, end = run.span(1)
+        word = _RE_WORD.search(line, start, end)
+        if word is not None and word.start() > start:
+            pos = word.start()  # a key starts with a word character: "-ab: 1" has the key "ab"
+        elif word is not None and end - start >= 2 and line.startswith(":", end):
+            match = _RE_PARAM.match(line, pos)
+            assert match is not None  # key found above; the value part matches any text
+            found.append((match.group(1), match.group(2)))
+            pos = match.end()
+        else:  # no key ends in this run: every start inside it fails the same way
+            pos = max(end, pos + 1)
+    return found
+
+
 def parse_infotext(text: str) -> dict[str, object]:
     """Parse an infotext into a dict of values, as A1111's ``parse_generation_parameters``."""
     res: dict[str, object] = {}
@@ -173,7 +203,7 @@ def parse_infotext(text: str) -> dict[str, object]:
     done_with_prompt = False
 
     *lines, lastline = text.strip().split("\n")
-    if len(_RE_PARAM.findall(lastline)) < 3:
+    if len(_find_params(lastline)) < 3:
         lines.append(lastline)
         lastline = ""
 
@@ -190,7 +220,7 @@ def parse_infotext(text: str) -> dict[str, object]:
     res["Prompt"] = prompt
     res["Negative prompt"] = negative_prompt
 
-    for key, raw in _RE_PARAM.findall(lastline):
+    for key, raw in _find_params(lastline):
         if not raw:
             continue  # A1111 drops empty values (its v[0] raises and is caught)
         quoted = raw[0] == '"' and raw[-1] == '"' and len(raw) >= 2

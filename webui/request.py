@@ -21,6 +21,9 @@ from webui.request_img2img import Img2ImgInput
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
 MAX_SCHEDULE_STEPS = 1000
+# Hard caps, checked while parsing the body: limit_prompt_chars is the configurable, lower limit.
+MAX_PROMPT_CHARS = 200_000
+MAX_STYLES, MAX_STYLE_NAME_CHARS = 32, 200
 LATENT_SCALE = 8
 
 USE_SAME_CHECKPOINT = "Use same checkpoint"
@@ -29,14 +32,30 @@ USE_SAME_SCHEDULER = "Use same scheduler"
 _NO_REFINER = ("", "None", "none")
 
 
+def capped(limit: int) -> AfterValidator:
+    """A length cap on text, checked while parsing. Not ``max_length``: pydantic would refuse a lone
+    surrogate with an obscure message before ``_unicode_text`` can say what is wrong."""
+
+    def check(text: str | None) -> str | None:
+        if text is not None and len(text) > limit:
+            raise ValueError(f"has {len(text)} characters; at most {limit} characters are accepted")
+        return text
+
+    return AfterValidator(check)
+
+
+PromptText = Annotated[str, capped(MAX_PROMPT_CHARS)]
+
+
 class GenerationRequest(BaseModel):
     """Everything one txt2img or img2img job needs. Validation errors read well in a 422 or in the UI."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    prompt: str = ""
-    negative_prompt: str = ""
-    styles: list[str] = Field(default_factory=list, description="names from styles.csv, applied in order")
+    prompt: PromptText = ""
+    negative_prompt: PromptText = ""
+    styles: list[Annotated[str, capped(MAX_STYLE_NAME_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_STYLES, description="names from styles.csv, applied in order")
     seed: int = Field(-1, ge=-1, le=2**32 - 1, description="-1 = random; image i uses seed + i")
     subseed: int = Field(-1, ge=-1, le=2**32 - 1, description="variation seed; -1 = random")
     subseed_strength: float = Field(0.0, ge=0.0, le=1.0)
@@ -66,8 +85,8 @@ class GenerationRequest(BaseModel):
     hr_checkpoint_name: str = USE_SAME_CHECKPOINT
     hr_sampler_name: str = USE_SAME_SAMPLER
     hr_scheduler: str = USE_SAME_SCHEDULER
-    hr_prompt: str = Field("", description="'' = the prompt")
-    hr_negative_prompt: str = Field("", description="'' = the negative prompt")
+    hr_prompt: PromptText = Field("", description="'' = the prompt")
+    hr_negative_prompt: PromptText = Field("", description="'' = the negative prompt")
     # SDXL refiner (any checkpoint): takes over the same schedule at refiner_switch_at.
     refiner_checkpoint: str | None = None
     refiner_switch_at: float = Field(0.8, ge=0.0, le=1.0)
@@ -205,7 +224,7 @@ class GenerationRequest(BaseModel):
     def hires_sampler(self) -> tuple[str, str]:
         """(sampler, schedule type) of the hires pass: the first pass's unless named (A1111's rule).
 
-        When only the sampler is changed and it cannot run the first pass's schedule type (Euler a
+        When only the sampler is changed and it cannot run the first pass's schedule type (LCM
         with Karras), its own default (Automatic) is used.
         """
         sampler = self.sampler_name if self.hr_sampler_name == USE_SAME_SAMPLER else self.hr_sampler_name

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("name", "prompt", "negative_prompt")
 PLACEHOLDER = "{prompt}"
+MAX_STYLE_CHARS = 10_000  # per saved text: styles are short snippets; this keeps styles.csv and apply() small
+MAX_NAME_CHARS = 200  # as a request's style names (GenerationRequest.styles)
 
 
 class StyleError(ValueError):
@@ -34,6 +36,10 @@ class StyleError(ValueError):
     def __init__(self, name: str, message: str | None = None):
         super().__init__(message or f"style not found: {name!r}")
         self.name = name
+
+
+class StyledTextTooLong(StyleError):
+    """Applying styles made a prompt longer than the caller's limit; ``name`` is the style that did."""
 
 
 @dataclass(frozen=True)
@@ -123,11 +129,19 @@ class StyleDatabase:
                 found.append(style)
             return found
 
-    def apply(self, prompt: str, negative: str, names: Iterable[str]) -> tuple[str, str]:
-        """(prompt, negative) with the named styles applied in order, as A1111 applies them."""
+    def apply(self, prompt: str, negative: str, names: Iterable[str], max_chars: int | None = None) -> tuple[str, str]:
+        """(prompt, negative) with the named styles applied in order, as A1111 applies them.
+
+        With ``max_chars``, :class:`StyledTextTooLong` as soon as a text gets longer: a style such as
+        "{prompt}{prompt}" doubles the prompt each time it is used, so 40 uses would need terabytes.
+        """
         for style in self.check(names):
             prompt = merge_prompt(style.prompt, prompt)
             negative = merge_prompt(style.negative_prompt, negative)
+            longest = max(len(prompt), len(negative))
+            if max_chars is not None and longest > max_chars:
+                raise StyledTextTooLong(style.name, f"style {style.name!r} makes a prompt {longest} characters long; "
+                                                    f"the limit (limit_prompt_chars) is {max_chars}")
         return prompt, negative
 
     # --- writing ---
@@ -137,6 +151,12 @@ class StyleDatabase:
         name = (name or "").strip()
         if not name:
             raise StyleError(name, "a style needs a name")
+        if len(name) > MAX_NAME_CHARS:
+            raise StyleError(name[:80], f"a style name may have at most {MAX_NAME_CHARS} characters")
+        for field, text in (("prompt", prompt or ""), ("negative prompt", negative or "")):
+            if len(text) > MAX_STYLE_CHARS:
+                raise StyleError(name, f"the style's {field} has {len(text)} characters; a style may have at most "
+                                       f"{MAX_STYLE_CHARS}")
         style = PromptStyle(name, prompt or "", negative or "")
         with self._lock:
             styles = dict(self._styles)

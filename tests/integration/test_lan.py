@@ -30,6 +30,7 @@ def server(tmp_path_factory, checkpoint_store):
     for name, admin in (("alice", True), ("bob", False), ("carol", False)):
         done = add_user(data_dir, name, PASSWORDS[name], admin)
         assert done.returncode == 0, done.stderr
+    (data_dir / "styles.csv").write_text("name,prompt,negative_prompt\ndouble,{prompt}{prompt},\n")
     server = start_server(data_dir, extra_args=["--no-demo-model"], auth=("alice", PASSWORDS["alice"]))
     yield server
     server.stop()
@@ -159,17 +160,35 @@ def test_output_folders_stay_inside_and_the_ui_never_serves_other_files(users, s
 
 
 @pytest.mark.parametrize(("body", "mentions"), [
-    ({"prompt": "x" * 1_000_000}, "limit_prompt_chars"),
+    ({"prompt": "x" * 1_000_000}, "at most 200000 characters"),  # the hard cap, checked while parsing
+    ({"prompt": "x" * 100_000}, "limit_prompt_chars"),
     ({"prompt": "(" * 5000 + "cat" + ")" * 5000}, "limit_prompt_depth"),
     ({"width": 2048, "height": 2048, "batch_size": 64, "n_iter": 100, "steps": 150}, "limit_images_per_job"),
     ({"width": 2048, "height": 2048, "batch_size": 8, "steps": 150}, "limit_work_per_job"),
     ({"prompt": "cat \ud800"}, "surrogate"),  # sent as the JSON escape \ud800
+    ({"styles": ["double"] * 12}, "limit_prompt_chars"),  # styles apply in the worker: checked before too
+    ({"infotext": "a " * 40_000}, "infotext"),  # capped before A1111's (once quadratic) parameter regex
 ])
 def test_requests_over_a_limit_are_refused_before_queuing(users, body, mentions):
     content = json.dumps({**SMALL, **body})  # ensure_ascii: a lone surrogate travels as \ud800
     response = users["bob"].post("/sdapi/v1/txt2img", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert mentions in response.json()["message"]
+
+
+def test_an_undecodable_password_is_a_failed_login_not_a_crash(users):
+    for name in ("bob", "mallory"):
+        body = json.dumps({"username": name, "password": "\ud800"})  # ensure_ascii: sent as \ud800
+        response = users["nobody"].post("/login", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 401, response.text
+
+
+def test_uploads_are_capped_in_size_but_allowed(users):
+    bob = users["bob"]
+    small = bob.post("/gradio_api/upload", files={"files": ("a.png", b"\x89PNG small", "image/png")})
+    assert small.status_code == 200, small.text
+    big = bob.post("/gradio_api/upload", files={"files": ("b.png", b"\0" * (51 * 2**20), "image/png")})
+    assert big.status_code == 413, big.status_code  # over the 50 MiB per file, under the 64 MiB body cap
 
 
 def test_the_queue_has_caps_per_user(users):

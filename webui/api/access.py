@@ -20,7 +20,9 @@ from webui.jobs import Job, QueueFull
 from webui.limits import LimitExceeded
 
 
-def caller(request: Request) -> User:
+async def caller(request: Request) -> User:
+    # async: it only reads the request, so FastAPI runs it inline instead of taking a threadpool
+    # thread per request (threads that the sync endpoints need).
     user = getattr(request.state, "user", None)
     return user if isinstance(user, User) else User(LOCAL, "admin")
 

@@ -9,18 +9,19 @@ are accepted too (clients and extensions add their own) and reported the same wa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from webui.request import PromptText, capped
 
 # A1111's txt2img API: sampler_name defaults to None and sampler_index (a legacy, API-only
 # field) to "Euler"; the endpoint uses ``sampler_name or sampler_index``, so a body without
 # either runs Euler.
 A1111_DEFAULT_SAMPLER = "Euler"
-# Generous caps checked while the body is parsed, before any parsing of the texts: the options'
-# limits (limit_prompt_chars) are lower and checked later.
-MAX_PROMPT_CHARS = 200_000
-MAX_INFOTEXT_CHARS = 64_000
+# Generous caps on texts, checked while the body is parsed (before any parsing of the texts); the
+# options' limits (limit_prompt_chars) are lower and checked later.
+Infotext = Annotated[str, capped(64_000)]
 
 
 class Txt2ImgApiRequest(BaseModel):
@@ -28,8 +29,8 @@ class Txt2ImgApiRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
+    prompt: PromptText | None = ""
+    negative_prompt: PromptText | None = ""
     styles: list[str] | None = None
     seed: int | None = -1
     subseed: int | None = -1
@@ -73,8 +74,8 @@ class Txt2ImgApiRequest(BaseModel):
     hr_checkpoint_name: str | None = None
     hr_sampler_name: str | None = None
     hr_scheduler: str | None = None
-    hr_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
-    hr_negative_prompt: str | None = Field("", max_length=MAX_PROMPT_CHARS)
+    hr_prompt: PromptText | None = ""
+    hr_negative_prompt: PromptText | None = ""
     force_task_id: str | None = None
     sampler_index: str | None = A1111_DEFAULT_SAMPLER
     script_name: str | None = None
@@ -82,7 +83,7 @@ class Txt2ImgApiRequest(BaseModel):
     send_images: bool | None = True
     save_images: bool | None = False
     alwayson_scripts: dict[str, Any] | None = Field(default_factory=dict)
-    infotext: str | None = Field(None, max_length=MAX_INFOTEXT_CHARS)
+    infotext: Infotext | None = None
 
 
 class Img2ImgApiRequest(Txt2ImgApiRequest):

@@ -147,6 +147,10 @@ class UserStore:
 
     def verify(self, name: str, password: str) -> User | None:
         """The user, when ``password`` is theirs; None otherwise (in about the same time)."""
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no one's password, whatever the name
+            return None
         with self._lock:
             flag_password = self._flag_users.get(name)
             entry = self._entries.get(name)

@@ -152,7 +152,9 @@ def _styled(prompt: str, negative: str, names: Sequence[str], styles: Any, optio
     if names:
         if styles is None:
             raise ValueError("styles are not available in this engine")
-        prompt, negative = styles.apply(prompt, negative, list(names))
+        # Capped: a style edited into "{prompt}{prompt}" after the job was queued must not explode.
+        prompt, negative = styles.apply(prompt, negative, list(names),
+                                        max_chars=int(options.get("limit_prompt_chars", 200_000)))
     if options.get("enable_prompt_comments", True):
         prompt, negative = strip_comments(prompt), strip_comments(negative)
     return prompt, negative

@@ -311,7 +311,8 @@ class JobQueue:
             state, job.result = JobState.DONE, result
         if self._stopping and job.interrupted and not ctx._cancel and self._records is not None:
             # Stopped by a shutdown, not by its owner: left "running" on disk, it runs again after
-            # the restart (keeping the images it saved).
+            # the restart (keeping the images it saved), and this run is not counted as a crash.
+            self._persist_locked("stopped", job)
             self._current = None
             job.state = JobState.CANCELLED
             job.done_event.set()

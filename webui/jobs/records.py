@@ -15,6 +15,10 @@ from webui.jobs.store import JobStore, StoredJob, StoreError
 
 log = logging.getLogger(__name__)
 
+# A job the server was running when it died this many times is failed, not run again: it may be
+# what kills the server (out of memory, a driver crash).
+MAX_CRASHED_RUNS = 2
+
 
 class JobCodec(Protocol):
     """Payloads and results as text, for the store."""
@@ -40,10 +44,13 @@ class JobRecords:
         self.store.add(job.id, job.owner, self.codec.dump_payload(job.payload), job.created_at)
 
     def write(self, event: str, job: Job, *args: Any) -> None:
-        """One change of a running or finishing job: started, finished, image_starting, image_saved."""
+        """One change of a running or finishing job: started, stopped (by a clean shutdown), finished,
+        image_starting, image_saved."""
         try:
             if event == "started":
                 self.store.started(job.id, job.started_at or time.time())
+            elif event == "stopped":
+                self.store.stopped(job.id)
             elif event == "finished":
                 result = self.codec.dump_result(job.result) if job.state is JobState.DONE else None
                 self.store.finished(job.id, job.state.value, job.finished_at or time.time(), job.error,
@@ -68,6 +75,10 @@ class JobRecords:
         """Jobs to run again, in order, each knowing the images it had saved before."""
         jobs = []
         for stored in self.store.unfinished():
+            if stored.runs >= MAX_CRASHED_RUNS:
+                self.store.finished(stored.id, "failed", time.time(), f"the server stopped while this job ran, "
+                                    f"{stored.runs} times (a crash?); it is not run again", True, None)
+                continue
             try:
                 payload = self.codec.load_payload(stored.payload)
             except Exception as e:  # a payload this version cannot read: end it, say why

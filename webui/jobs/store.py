@@ -5,8 +5,9 @@
 
 A job is written when it is submitted and at every change of state; each image when it is
 saved. After a restart, queued jobs run again in their order, and a job that was running runs
-again from the start with the images it had saved kept (see ``JobQueue.recover``). Payloads and
-results are opaque text here: the queue's codec turns them into objects.
+again from the start with the images it had saved kept (see ``JobQueue.recover``); ``runs``
+counts its starts that no clean stop ended, so a job that takes the server down with it is not
+run forever. Payloads and results are opaque text here: the queue's codec turns them into objects.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, owner TEXT, payload TEXT NOT NULL, state TEXT NOT NULL,
     created_at REAL NOT NULL, started_at REAL, finished_at REAL, error TEXT, interrupted INTEGER DEFAULT 0,
-    result TEXT
+    result TEXT, runs INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE TABLE IF NOT EXISTS images (
@@ -49,6 +50,7 @@ class StoredJob:
     interrupted: bool
     result: str | None
     images: dict[int, dict]  # index → {"folder", "path", "record"}
+    runs: int = 0  # starts not ended by a finish or a clean stop: crashes while it ran
 
 
 class JobStore:
@@ -61,6 +63,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "runs" not in columns:  # a database from before the column
+                self._db.execute("ALTER TABLE jobs ADD COLUMN runs INTEGER NOT NULL DEFAULT 0")
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the job database {self.path}: {e}") from None
 
@@ -83,7 +88,12 @@ class JobStore:
                   (job_id, owner, payload, created_at))
 
     def started(self, job_id: str, at: float) -> None:
-        self._run("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (at, job_id))
+        self._run("UPDATE jobs SET state = 'running', started_at = ?, runs = runs + 1 WHERE id = ?", (at, job_id))
+
+    def stopped(self, job_id: str) -> None:
+        """A clean shutdown stopped the running job: it stays "running", to run again, and this
+        run does not count as a crash."""
+        self._run("UPDATE jobs SET runs = MAX(runs - 1, 0) WHERE id = ?", (job_id,))
 
     def finished(self, job_id: str, state: str, at: float, error: str | None, interrupted: bool,
                  result: str | None) -> None:
@@ -117,11 +127,11 @@ class JobStore:
                 for idx, folder, path, record in rows}
 
     def _job(self, row: tuple) -> StoredJob:
-        job_id, owner, payload, state, created, started, finished, error, interrupted, result = row
+        job_id, owner, payload, state, created, started, finished, error, interrupted, result, runs = row
         return StoredJob(job_id, owner, payload, state, created, started, finished, error, bool(interrupted), result,
-                         self._images(job_id))
+                         self._images(job_id), runs)
 
-    _COLUMNS = "id, owner, payload, state, created_at, started_at, finished_at, error, interrupted, result"
+    _COLUMNS = "id, owner, payload, state, created_at, started_at, finished_at, error, interrupted, result, runs"
 
     def get(self, job_id: str) -> StoredJob | None:
         rows = self._run(f"SELECT {self._COLUMNS} FROM jobs WHERE id = ?", (job_id,))

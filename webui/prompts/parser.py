@@ -141,15 +141,18 @@ def extract_extra_networks(prompt: str) -> tuple[str, list[ExtraNetworkRef]]:
         refs.append(ExtraNetworkRef(kind=match.group(1), name=name, args=tuple(args)))
         return ""
 
-    return _EXTRA_NETWORK_TAG.sub(cut, prompt), refs
+    # Every tag ends with ">", so none lies past the last one. Searching only up to it keeps the
+    # regex linear: without a later ">", "<a:<a:<a:..." made each "<" scan to the end and fail.
+    end = prompt.rfind(">") + 1
+    return _EXTRA_NETWORK_TAG.sub(cut, prompt[:end]) + prompt[end:], refs
 
 
 # --- AND ----------------------------------------------------------------------------------------
 
 _AND = re.compile(r"\bAND\b")
-# Sub-prompt text (shortest, so trailing whitespace goes), then an optional ":weight" that may
-# have whitespace around the colon, then trailing whitespace.
-_SUBPROMPT_WEIGHT = re.compile(r"(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*", re.DOTALL)
+# A sub-prompt is its text (trailing whitespace dropped), then an optional ":weight" that may have
+# whitespace around the colon, then trailing whitespace. This matches the weight after the colon.
+_WEIGHT_AFTER_COLON = re.compile(r"\s*([-+]?(?:\d+\.?|\d*\.\d+))")
 
 
 def split_and(prompt: str) -> list[tuple[str, float]]:
@@ -163,10 +166,11 @@ def split_and(prompt: str) -> list[tuple[str, float]]:
     """
     parts: list[tuple[str, float]] = []
     for sub in _AND.split(prompt):
-        match = _SUBPROMPT_WEIGHT.fullmatch(sub)
-        assert match is not None  # the pattern matches any string
-        text, weight = match.group(1), match.group(2)
-        parts.append((text, float(weight) if weight is not None else 1.0))
+        # Not one lazy regex (quadratic on long whitespace): a weight can only follow the last ":".
+        end = len(sub.rstrip())
+        colon = sub.rfind(":", 0, end)
+        weight = _WEIGHT_AFTER_COLON.fullmatch(sub, colon + 1, end) if colon >= 0 else None
+        parts.append((sub[:colon].rstrip(), float(weight.group(1))) if weight else (sub[:end], 1.0))
     return parts
 
 

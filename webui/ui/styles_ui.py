@@ -1,7 +1,8 @@
-"""The Styles row under Generate, as in A1111: a multi-select of styles.csv, 🔄 reload, 📋 apply the
-selected styles to the prompt boxes, 💾 save the current prompts as a style.
+"""The Styles row under Generate, as in A1111: a multi-select of styles.csv, ↻ reload, ✎ apply the
+selected styles to the prompt boxes, ✚ save the current prompts as a style (A1111's 🔄 📋 💾: plain
+symbols instead of emoji, which a browser without an emoji font draws as empty boxes).
 
-The selection goes into the request's ``styles`` (the engine applies them); 📋 applies them to the
+The selection goes into the request's ``styles`` (the engine applies them); ✎ applies them to the
 text instead and clears the selection, so they are not applied twice.
 """
 
@@ -16,6 +17,7 @@ import gradio as gr
 
 from webui.styles import StyleError
 from webui.ui.protocol import StudioView
+from webui.ui.session import page_user
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,19 @@ class StylesControls:
 
 def build_styles(studio: StudioView, demo: gr.Blocks, prompt: gr.Textbox, negative: gr.Textbox, tools: gr.Row,
                  tab: str = "txt2img") -> StylesControls:
-    """Create the controls: the 📋 and 💾 buttons inside ``tools`` (a row of tool buttons), then the
+    """Create the controls: the ✎ and ✚ buttons inside ``tools`` (a row of tool buttons), then the
     Styles dropdown row and the (hidden) save row in the current column."""
     private: dict[str, Any] = {"api_visibility": "private", "queue": False}
     with tools:
-        apply = gr.Button("📋", elem_classes=["tool-button"], elem_id=f"{tab}_style_apply", scale=0, min_width=40)
-        save = gr.Button("💾", elem_classes=["tool-button"], elem_id=f"{tab}_style_create", scale=0, min_width=40)
+        apply = gr.Button("\u270e", elem_classes=["tool-button"], elem_id=f"{tab}_style_apply", scale=0,
+                          min_width=40)  # ✎
+        save = gr.Button("\u271a", elem_classes=["tool-button"], elem_id=f"{tab}_style_create", scale=0,
+                         min_width=40)  # ✚
     with gr.Row(elem_id=f"{tab}_styles_row", elem_classes=["sd-styles-row"]):
         dropdown = gr.Dropdown(choices=studio.styles.names(), value=[], multiselect=True, label="Styles",
                                elem_id=f"{tab}_styles", scale=1, min_width=120)
-        refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id=f"{tab}_styles_refresh", scale=0, min_width=40)
+        refresh = gr.Button("\u21bb", elem_classes=["tool-button"], elem_id=f"{tab}_styles_refresh", scale=0,
+                            min_width=40)  # ↻
     with gr.Row(elem_id=f"{tab}_style_save_row", elem_classes=["sd-style-save-row"], visible=False) as save_row:
         name = gr.Textbox(label="Style name", elem_id=f"{tab}_style_name", scale=1, min_width=100,
                           placeholder="new name, or an existing one to replace")
@@ -61,13 +66,17 @@ def build_styles(studio: StudioView, demo: gr.Blocks, prompt: gr.Textbox, negati
 
     def apply_styles(text: str, neg: str, selected: list[str] | None) -> tuple:
         try:
-            new_text, new_neg = studio.styles.apply(text or "", neg or "", selected or [])
+            # Capped like a job's prompt: a "{prompt}{prompt}" style doubles the text per use.
+            new_text, new_neg = studio.styles.apply(text or "", neg or "", selected or [],
+                                                    max_chars=int(studio.options.get("limit_prompt_chars")))
         except StyleError as e:
             log.error("styles not applied: %s", e)
             return gr.skip(), gr.skip(), gr.skip(), _message(str(e), error=True)
         return new_text, new_neg, gr.update(value=[]), ""
 
-    def save_style(style_name: str, text: str, neg: str, selected: list[str] | None) -> tuple:
+    def save_style(style_name: str, text: str, neg: str, selected: list[str] | None, request: gr.Request) -> tuple:
+        if not page_user(studio, request).is_admin:  # styles.csv is shared: every user's jobs may use it
+            return gr.skip(), gr.skip(), gr.skip(), _message("Only an admin may save styles.", error=True)
         try:
             style = studio.styles.save(style_name, text or "", neg or "")
         except (StyleError, OSError) as e:

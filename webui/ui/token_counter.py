@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import logging
 
 import gradio as gr
 
+from webui import limits
 from webui.ui.protocol import StudioView
 
 log = logging.getLogger(__name__)
@@ -23,11 +25,22 @@ def counter_html(used: int, limit: int) -> str:
     return f"<span>{used}/{limit}</span>"
 
 
+def over_limit_html(reason: str) -> str:
+    """Shown instead of a count for a prompt past the prompt limits (it is not parsed)."""
+    return f'<span title="{html.escape(reason)}">over limit</span>'
+
+
 def add_token_counter(studio: StudioView, box: gr.Textbox, elem_id: str) -> gr.HTML:
     """An HTML counter after ``box`` (both inside a ``.sd-prompt-wrap`` column), updated on change."""
     counter = gr.HTML(counter_html(0, 75), elem_id=elem_id, elem_classes=["sd-token-counter"], js_on_load=None)
 
     def count(text: str | None) -> str:
+        # The prompt limits first: the prompt parser takes minutes and GBs on an unbounded text
+        # (32 KB of "[a:" took 36 s), and this runs on every change of the box.
+        try:
+            limits.check_text("prompt", text or "", limits.Limits.from_options(studio.options.snapshot()))
+        except limits.LimitExceeded as e:
+            return over_limit_html(str(e))
         try:
             used, limit = studio.count_tokens(text or "")
         except Exception as e:  # a counter must never break the page
