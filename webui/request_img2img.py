@@ -32,8 +32,12 @@ OUTPAINT_METHODS = ("fill", "mk2", "poor man")
 MAX_INPUT_SIDE = 8192  # far above any limit; the pixel limit (webui/limits.py) is the real bound
 
 
-def decode_image(data: Any) -> Image.Image:
-    """A PIL image, base64 text or a data URL → a loaded PIL image; ValueError with a reason."""
+def decode_image(data: Any, max_pixels: int | None = None) -> Image.Image:
+    """A PIL image, base64 text or a data URL → a loaded PIL image; ValueError with a reason.
+
+    ``max_pixels`` is checked from the header, before the pixels are decoded: a small, highly
+    compressed file can stand for gigabytes of pixels.
+    """
     if isinstance(data, Image.Image):
         image = data
     elif isinstance(data, (str, bytes)):
@@ -49,16 +53,24 @@ def decode_image(data: Any) -> Image.Image:
             raise ValueError("not valid base64") from None
         try:
             image = Image.open(io.BytesIO(raw))
+            _check_size(image, max_pixels)
             image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
             raise ValueError(f"not a readable image ({type(e).__name__})") from None
     else:
         raise ValueError("must be an image: base64 text or a data URL")
+    _check_size(image, max_pixels)
+    return image
+
+
+def _check_size(image: Image.Image, max_pixels: int | None) -> None:
     if image.width < 1 or image.height < 1:
         raise ValueError("the image has no pixels")
     if max(image.size) > MAX_INPUT_SIDE:
         raise ValueError(f"the image is {image.width}x{image.height}; each side may be at most {MAX_INPUT_SIDE}")
-    return image
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        raise ValueError(f"a {image.width}x{image.height} image is {image.width * image.height} pixels; the limit "
+                         f"(limit_pixels_per_image) is {max_pixels}")
 
 
 def encode_png(image: Image.Image) -> str:
@@ -113,7 +125,7 @@ class Img2ImgInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    init_images: list[InputImage] = Field(min_length=1, max_length=64)
+    init_images: list[InputImage] = Field(min_length=1, max_length=16)
     resize_mode: int = Field(0, ge=0, le=3, description="; ".join(f"{i} = {m}" for i, m in enumerate(RESIZE_MODES)))
     initial_noise_multiplier: float | None = Field(None, ge=0.0, le=1.5, description="None = the setting")
     inpaint: InpaintSettings | None = None

@@ -25,19 +25,20 @@ from webui.request_img2img import (
 
 def build_img2img_request(req: Img2ImgApiRequest, studio: Studio, user: User | None = None) -> GenerationRequest:
     """Raises ``RequestValidationError`` (→ 422) for missing or unreadable images and bad settings."""
-    img2img, notes = _img2img_input(req)
+    img2img, notes = _img2img_input(req, studio)
     request = build_generation_request(req, studio, user, img2img=img2img)
     request.notes.extend(notes)
     return request
 
 
-def _img2img_input(req: Img2ImgApiRequest) -> tuple[Img2ImgInput, list[str]]:
+def _img2img_input(req: Img2ImgApiRequest, studio: Studio) -> tuple[Img2ImgInput, list[str]]:
     errors: list[dict[str, Any]] = []
     if not req.init_images:
         raise RequestValidationError([field_error(("init_images",), "init_images: at least one image is required "
                                                                     "(base64 PNG/JPEG/WEBP or a data URL)", None)])
-    images = [_image(data, ("init_images", i), errors) for i, data in enumerate(req.init_images)]
-    mask = _image(req.mask, ("mask",), errors) if req.mask else None
+    limit = int(studio.options.get("limit_pixels_per_image"))  # checked before decoding
+    images = [_image(data, ("init_images", i), errors, limit) for i, data in enumerate(req.init_images)]
+    mask = _image(req.mask, ("mask",), errors, limit) if req.mask else None
     for name, value, top in (("resize_mode", req.resize_mode, 3), ("inpainting_fill", req.inpainting_fill, 3),
                              ("inpainting_mask_invert", req.inpainting_mask_invert, 1)):
         if value is not None and not 0 <= value <= top:
@@ -79,9 +80,9 @@ def _outpaint(fields: dict[str, Any] | None) -> OutpaintSettings | None:
                                       for error in validation_errors(e)]) from None
 
 
-def _image(data: Any, loc: tuple[Any, ...], errors: list[dict[str, Any]]):
+def _image(data: Any, loc: tuple[Any, ...], errors: list[dict[str, Any]], max_pixels: int):
     try:
-        return decode_image(data)
+        return decode_image(data, max_pixels)
     except ValueError as e:
         errors.append(field_error(loc, f"{loc[0]}: {e}", None))
         return None
