@@ -76,21 +76,19 @@ def test_generate_shows_saved_png(page, live_server) -> None:
     assert "Time taken" in page.locator("#txt2img_html_log").inner_text()
 
 
-def test_bad_combination_shows_error_in_page(page) -> None:
-    page.locator("#txt2img_prompt textarea").fill("x")
-    _set_number(page, "txt2img_width", 64)
-    _set_number(page, "txt2img_height", 64)
-    _set_number(page, "txt2img_steps", 1)
+def test_the_schedule_dropdown_offers_only_what_the_sampler_can_run(page) -> None:
+    """LCM runs on its model's own timesteps: Karras is not offered, and a Karras choice made
+    for another sampler falls back to Automatic when LCM is picked."""
     for elem_id, choice in (("txt2img_sampling", "Euler a"), ("txt2img_scheduler", "Karras")):
         page.locator(f"#{elem_id} input").first.click()
         page.get_by_role("option", name=choice, exact=True).click()
-
-    page.locator("#txt2img_prompt textarea").press("Control+Enter")  # A1111's hotkey for Generate
-
-    error = page.locator("#txt2img_html_log .sd-error")
-    error.wait_for(timeout=30_000)
-    assert "Karras" in error.inner_text()
-    page.locator("#txt2img_generate").wait_for(state="visible")
+    page.locator("#txt2img_sampling input").first.click()
+    page.get_by_role("option", name="LCM", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#txt2img_scheduler input').value === 'Automatic'")
+    page.locator("#txt2img_scheduler input").first.click()
+    offered = page.get_by_role("option").all_inner_texts()
+    assert "Uniform" in offered and "Karras" not in offered
+    page.keyboard.press("Escape")
 
 
 def _open(page, elem_id: str) -> None:

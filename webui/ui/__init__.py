@@ -7,18 +7,26 @@ not in ``Blocks()``).
 
 from __future__ import annotations
 
+import html
 import logging
+import platform
+from importlib import metadata
 from typing import Any
 
 import gradio as gr
 
 from webui.ui import extra_networks, styles_ui, token_counter
 from webui.ui.extra_networks import ExtraNetworksPanel
+from webui.ui.generation_panel import GenerationTab
+from webui.ui.img2img import Img2ImgTab, build_img2img_tab
+from webui.ui.paste_params import wire_paste
 from webui.ui.protocol import StudioView
+from webui.ui.send_to import wire_send
 from webui.ui.served_files import ServedFiles
 from webui.ui.session import page_user
 from webui.ui.settings_tab import SettingsTab, build_settings_tab, checkpoint_choices
 from webui.ui.txt2img import HOTKEYS_JS, build_txt2img_tab
+from webui.version import VERSION
 
 # A1111's look where it matters to its users: a tall Generate button beside the prompts, the
 # progress bar over the result area, compact tool buttons.
@@ -39,10 +47,23 @@ CSS = """
 .sd-warnings { color: #b7791f; font-size: 0.9em; margin-bottom: 0.4em; }
 .sd-warnings ul { margin: 0.2em 0 0 1.2em; }
 #model_notice_row { align-items: center; }
+.tool-button { font-size: 1.25em; line-height: 1; }
+.sd-dimensions-tools { justify-content: center; align-items: center; }
+.sd-results-tools { gap: 0.4em; }
+.sd-preview img { width: 100%; height: 100%; object-fit: contain !important; image-rendering: auto; }
+#footer_row { justify-content: center; align-items: center; gap: 1em; margin-top: 1em; font-size: 0.85em;
+  opacity: 0.85; }
+#footer_row > * { flex: 0 1 auto !important; min-width: 0 !important; width: auto !important; }
+.sd-versions { text-align: center; }
 """ + token_counter.CSS + styles_ui.CSS + extra_networks.CSS
 
 
 log = logging.getLogger(__name__)
+
+# Gradio's /gradio_api/upload (image inputs) stores what anyone logged in sends: cap each file, and
+# delete uploads and cached outputs once a day old (checked hourly) instead of keeping them forever.
+MAX_UPLOAD_MB = 50
+UPLOAD_CACHE = (3600, 86400)  # Blocks(delete_cache=(every, older than)), in seconds
 
 
 def _notice_update(studio: StudioView, error: str | None = None) -> dict:
@@ -55,7 +76,7 @@ def _build_top_bar(studio: StudioView) -> tuple[gr.Dropdown, gr.Button, gr.Markd
     with gr.Row(elem_id="quicksettings"):
         checkpoint = gr.Dropdown(choices=choices, value=active, label="Stable Diffusion checkpoint",
                                  elem_id="setting_sd_model_checkpoint", min_width=380, scale=0)
-        refresh = gr.Button("🔄", elem_classes=["tool-button"], elem_id="refresh_sd_model_checkpoint",
+        refresh = gr.Button("\u21bb", elem_classes=["tool-button"], elem_id="refresh_sd_model_checkpoint",  # ↻
                             scale=0, min_width=40)
     with gr.Row(elem_id="model_notice_row"):
         notice = gr.Markdown(visible=False, elem_id="model_notice")
@@ -111,8 +132,41 @@ def _wire_top_bar(studio: StudioView, demo: gr.Blocks, checkpoint: gr.Dropdown, 
                                     concurrency_id="model_switch", concurrency_limit=1, show_progress="minimal")
 
 
+def versions() -> dict[str, str]:
+    """What A1111's footer lists: this program's version and those of what it runs on."""
+    found = {"version": VERSION, "python": platform.python_version()}
+    for name in ("torch", "diffusers", "gradio"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "N/A"
+    return found
+
+
+def _wire_between_tabs(tabs: gr.Tabs, txt2img: GenerationTab, img2img: Img2ImgTab) -> None:
+    """Send to (txt2img ↔ img2img / inpaint) and ↙ (parameters from an infotext) on both tabs."""
+    assert img2img.inputs is not None
+    prompts = {name: (tab.row.prompt, tab.row.negative) for name, tab in (("txt2img", txt2img), ("img2img", img2img))}
+    for tab, extra in ((txt2img, {}), (img2img, img2img.extra_fields)):
+        wire_send(tab.send, tab.results, tab.row.prompt, tab.row.negative, tabs, img2img.inputs, prompts)
+        s = tab.sampling
+        fields = {"prompt": tab.row.prompt, "negative_prompt": tab.row.negative, "steps": s.steps,
+                  "sampler_name": s.sampler, "scheduler": s.schedule, "cfg_scale": s.cfg, "seed": s.seed,
+                  "width": s.width, "height": s.height, "subseed": s.subseed, "subseed_strength": s.subseed_strength,
+                  "seed_resize_from_w": s.resize_w, "seed_resize_from_h": s.resize_h, **extra}
+        wire_paste(tab.send["paste"], tab.row.prompt, tab.results.info, fields, tab.send["message"])
+
+
 def _footer(studio: StudioView) -> None:
-    """Who is logged in (with a way out), or a warning when the LAN can use this without one."""
+    """The API docs link, versions and Reload UI (A1111's footer; Gradio's own is turned off: its
+    "Settings" beside our Settings tab confused); then who is logged in (with a way out), or a
+    warning when the LAN can use this without one."""
+    with gr.Row(elem_id="footer_row"):
+        text = " \u2022 ".join(f"{name}: {html.escape(value)}" for name, value in versions().items())
+        gr.HTML(f'<div class="sd-versions"><a href="/docs" target="_blank">API</a> \u2022 {text}</div>',
+                elem_id="footer_versions")
+        reload = gr.Button("Reload UI", size="sm", elem_id="reload_ui", scale=0, min_width=90)
+    reload.click(None, js="() => { window.location.reload(); }")
     if studio.auth.enabled:
         gr.HTML('<div class="sd-footer"><a href="/logout">Log out</a></div>', elem_id="footer_user")
     elif studio.cmd.listen:
@@ -123,14 +177,18 @@ def _footer(studio: StudioView) -> None:
 
 def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
     served = ServedFiles()
-    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False) as demo:
+    with gr.Blocks(title="Stable Diffusion", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as demo:
+        demo.served_files = served  # type: ignore[attr-defined]  # for wire_panel (Open folder, Save, Zip)
         checkpoint, refresh, notice = _build_top_bar(studio)
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("txt2img", id="txt2img"):
-                networks = build_txt2img_tab(studio, demo, served, checkpoint)
+                txt2img = build_txt2img_tab(studio, demo, served, checkpoint)
+            with gr.Tab("img2img", id="img2img"):
+                img2img = build_img2img_tab(studio, demo, served, checkpoint)
             with gr.Tab("Settings", id="settings") as settings_tab:
                 settings = build_settings_tab(studio, demo, settings_tab)
-        _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, networks)
+        _wire_between_tabs(tabs, txt2img, img2img)
+        _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, txt2img.row.networks)
         _footer(studio)
     # One event at a time per listener unless it says otherwise; generation itself is serialised
     # by the job queue, not by Gradio.
@@ -139,8 +197,10 @@ def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
         "theme": gr.themes.Default(primary_hue="orange", secondary_hue="gray"),
         "css": CSS,
         "js": HOTKEYS_JS,
-        "footer_links": ["api", "settings"],
+        "footer_links": [],  # Gradio's footer is off: ours (_footer) has the API link, versions, Reload UI
         # The one folder Gradio may serve files from, fixed here: copies of the images shown.
         "allowed_paths": [str(served.folder)],
+        # The guard caps whole bodies; this caps each uploaded file, below that when it is higher.
+        "max_file_size": min(MAX_UPLOAD_MB, studio.cmd.max_body_mb) * 2**20,
     }
     return demo, launch_kwargs

@@ -128,7 +128,7 @@ def render(studio: StudioView, kind: str, search: str = "") -> str:
     matching = [c for c in cards(studio, kind) if all(w in c.search for w in words) and not c.hidden]
     icon = next(i for k, _, i in TABS if k == kind)
     if not matching:
-        what = "matches the search" if words else "found: add files to its folder and press 🔄"
+        what = "matches the search" if words else "found: add files to its folder and press ↻"
         return f'<div class="sd-en-empty">Nothing {html.escape(what)}.</div>'
     parts = ['<div class="sd-en-grid">']
     for card in matching[:CARD_LIMIT]:
@@ -179,7 +179,7 @@ def build_extra_networks(studio: StudioView, toggle: gr.Button, tab: str = "txt2
                     with gr.Row(elem_classes=["sd-en-bar"]):
                         search = gr.Textbox(show_label=False, placeholder="Search...", scale=1, container=False,
                                             elem_id=f"{tab}_extra_{kind}_search")
-                        button = gr.Button("🔄", elem_classes=["tool-button"], scale=0, min_width=40,
+                        button = gr.Button("\u21bb", elem_classes=["tool-button"], scale=0, min_width=40,  # ↻
                                            elem_id=f"{tab}_extra_{kind}_refresh")
                     grid = gr.HTML("", elem_id=f"{tab}_extra_{kind}_cards", js_on_load=CARDS_JS)
                 grids[kind], searches[kind] = grid, search

@@ -16,7 +16,7 @@ from webui.request import (
     USE_SAME_SCHEDULER,
     GenerationRequest,
 )
-from webui.ui.generation_panel import PRIVATE
+from webui.ui.generation_panel import PRIVATE, offered_schedules
 from webui.ui.job_view import validation_message
 from webui.ui.protocol import StudioView
 
@@ -80,6 +80,11 @@ def build_hires(studio: StudioView, tab: str) -> HiresControls:
                                   label="Hires sampling method", elem_id=f"{tab}_hr_sampler")
             scheduler = gr.Dropdown([USE_SAME_SCHEDULER, *samplers.SCHEDULE_TYPES], value=USE_SAME_SCHEDULER,
                                     label="Hires schedule type", elem_id=f"{tab}_hr_scheduler")
+        # "Use same sampler" offers every type: the first pass's sampler decides (A1111's rule).
+        sampler.change(lambda name, current: gr.update(
+            choices=offered_schedules(None if name == USE_SAME_SAMPLER else name, (USE_SAME_SCHEDULER,)),
+            value=current if current in offered_schedules(name, (USE_SAME_SCHEDULER,)) else USE_SAME_SCHEDULER),
+            inputs=[sampler, scheduler], outputs=scheduler, api_visibility="private", queue=False)
         with gr.Row():
             prompt = gr.Textbox(label="Hires prompt", lines=2, placeholder="Leave empty for the same prompt",
                                 elem_id=f"{tab}_hires_prompt")
@@ -116,8 +121,10 @@ def hires_summary(width: float, height: float, scale: float, resize_x: float, re
 def wire_hires(studio: StudioView, demo: gr.Blocks, hires: HiresControls, refiner: RefinerControls,
                width: gr.Slider, height: gr.Slider) -> None:
     sizes = [width, height, hires.scale, hires.resize_x, hires.resize_y]
+    # On release, not on change: a half-typed width ("1" of "100") is below the slider's minimum and
+    # Gradio would answer every keystroke with an error.
     for control in sizes:
-        control.change(hires_summary, inputs=sizes, outputs=hires.summary, show_progress="hidden", **PRIVATE)
+        control.release(hires_summary, inputs=sizes, outputs=hires.summary, show_progress="hidden", **PRIVATE)
     # Choosing a refiner checkpoint means wanting it: tick Enable (A1111's accordion does the same).
     refiner.checkpoint.input(lambda title: bool(title), inputs=refiner.checkpoint, outputs=refiner.enable, **PRIVATE)
 

@@ -5,6 +5,7 @@ them to the queue and follows them; no generation here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import gradio as gr
@@ -26,6 +27,7 @@ from webui.request_img2img import (
 from webui.styles import StyleError
 from webui.ui import img2img_batch, job_view
 from webui.ui.generation_panel import (
+    GenerationTab,
     build_prompt_row,
     build_results,
     build_sampling,
@@ -40,6 +42,7 @@ from webui.ui.img2img_inputs import (
     chosen_inputs,
 )
 from webui.ui.protocol import StudioView
+from webui.ui.send_to import send_buttons
 from webui.ui.served_files import ServedFiles
 from webui.ui.session import page_user
 from webui.ui.txt2img import own_checkpoint
@@ -48,13 +51,13 @@ TAB = "img2img"
 LATENT_CELL = 8
 
 
-class Img2ImgTab:
-    """What other tabs need of this one (Send to img2img / inpaint)."""
+@dataclass
+class Img2ImgTab(GenerationTab):
+    """The tab's parts other tabs need: its inputs (Send to img2img / inpaint), and the fields
+    only img2img has that ↙ fills."""
 
-    def __init__(self, inputs: InputTabs, prompt: gr.Textbox, negative: gr.Textbox):
-        self.inputs = inputs
-        self.prompt = prompt
-        self.negative = negative
+    inputs: InputTabs | None = None
+    extra_fields: dict[str, Any] = field(default_factory=dict)
 
 
 def _inpaint_controls() -> list[Any]:
@@ -97,7 +100,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
     row = build_prompt_row(studio, demo, TAB)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, elem_id=f"{TAB}_settings"):
-            inputs = build_input_tabs()
+            inputs = build_input_tabs(studio)
             size = _size_controls()
             sampling = build_sampling(studio, TAB)
             denoising = gr.Slider(0.0, 1.0, step=0.01, value=0.75, label="Denoising strength",
@@ -106,6 +109,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             outpaint = _outpaint_controls()
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
+            send = send_buttons(TAB)
 
     def run(prompt: str, negative_prompt: str, styles: list[str] | None, sampler_name: str, scheduler: str,
             steps: float, width: float, height: float, cfg_scale: float, seed: float | None, subseed: float | None,
@@ -158,8 +162,11 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
 
     inputs_list = [row.prompt, row.negative, row.styles, *sampling.inputs, *inputs.inputs, *size, denoising, *inpaint,
                    *outpaint, checkpoint]
-    wire_panel(studio, demo, row, sampling, results, run, inputs_list, api_name="img2img")
-    return Img2ImgTab(inputs, row.prompt, row.negative)
+    wire_panel(studio, demo, row, sampling, results, run, inputs_list, api_name="img2img", served=served)
+    blur, mask_mode, content, area, padding = inpaint
+    extra = {"denoising_strength": denoising, "mask_blur": blur, "mask_mode": mask_mode, "masked_content": content,
+             "inpaint_area": area, "padding": padding}
+    return Img2ImgTab(row, results, send, sampling, inputs, extra)
 
 
 def _scaled(picture: Image.Image, scale: float) -> tuple[int, int]:

@@ -15,6 +15,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from webui.ui.protocol import StudioView
+from webui.ui.sam_ui import build_click_to_mask
+
 MODES = ("img2img", "Sketch", "Inpaint", "Inpaint sketch", "Inpaint upload", "Batch")
 INPAINT_MODES = ("Inpaint", "Inpaint sketch", "Inpaint upload")
 _SOURCES = ["upload", "clipboard"]
@@ -54,7 +57,7 @@ def _editor(label: str, elem_id: str, colour: bool) -> gr.ImageEditor:
                           transforms=(), height=512, format="png", elem_id=elem_id)
 
 
-def build_input_tabs() -> InputTabs:
+def build_input_tabs(studio: StudioView) -> InputTabs:
     mode = gr.Dropdown(list(MODES), value="img2img", visible=False, label="Mode", elem_id="img2img_selected_mode")
     tabs: dict[str, gr.Tab] = {}
     with gr.Tabs(elem_id="mode_img2img") as group:
@@ -75,6 +78,7 @@ def build_input_tabs() -> InputTabs:
                                         format="png", elem_id="img_inpaint_base")
                 upload_mask = gr.Image(label="Mask (white = repaint)", type="pil", image_mode="RGBA", sources=_SOURCES,
                                        height=384, format="png", elem_id="img_inpaint_mask")
+            build_click_to_mask(studio, upload_image, upload_mask)
         with gr.Tab("Batch", id="img2img_batch_tab") as tabs["Batch"]:
             gr.Markdown("Every image in the input folder is processed; a mask with the same file name in the mask "
                         "folder makes it an inpaint. Results keep the input's file name. The output folder must be "

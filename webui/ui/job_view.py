@@ -38,6 +38,8 @@ def validation_message(error: ValidationError) -> str:
     for e in error.errors():
         where = ".".join(_FIELD_LABELS.get(str(p), str(p)) for p in e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "int_from_float":  # a seed of 1.5: refused, never rounded
+            msg = f"must be a whole number, not {e.get('input')}"
         lines.append(f"{where}: {msg}" if where else msg)
     return "\n".join(lines) or "invalid request"
 
@@ -75,9 +77,20 @@ def warnings_html(warnings: list[str]) -> str:
 def outputs(*, gallery: list | None = None, info: Any = "", log_html: Any = "", progress: Any = "",
             state: dict | None = None, job_id: Any = None) -> tuple:
     """(gallery, info, log, progress, preview, state, job id); ``None`` keeps what is shown. Plain
-    values, not updates, so API clients get a list of files; visibility is switched by the caller."""
+    values, not updates, so API clients get a list of files; visibility is switched by the caller.
+    A new gallery without a state gets one that lists its files only (Save and Zip use them)."""
+    if gallery is not None and state is None:
+        state = shown_state(files=[g for g in gallery if isinstance(g, str)])
     return (gr.skip() if gallery is None else gallery, info, log_html, progress, None,
             gr.skip() if state is None else state, gr.skip() if job_id is None else job_id)
+
+
+def shown_state(infotexts: list[str] | None = None, seeds: list[int] | None = None,
+                subseeds: list[int] | None = None, files: list[str] | None = None) -> dict:
+    """What the gallery shows, kept on the server: ``files`` are served paths (Save and Zip read
+    them, never paths sent by the page); ``selected`` is the clicked image's index, None before."""
+    return {"infotexts": infotexts or [], "seeds": seeds or [], "subseeds": subseeds or [], "files": files or [],
+            "selected": None}
 
 
 def _shown_items(studio: StudioView, result: Result) -> list[GeneratedImage]:
@@ -101,9 +114,9 @@ def finished_outputs(studio: StudioView, served: ServedFiles, job: Job, what: st
     items = _shown_items(studio, result)
     # Saved images go to the page as their files (a served copy: Gradio would re-encode a picture
     # and drop the infotext); unsaved ones (saving off) as PNG without it.
-    gallery = [served.serve(g.path) if g.path is not None else g.load() for g in items]
-    state = {"infotexts": [g.infotext for g in items], "seeds": [g.seed for g in items],
-             "subseeds": [g.subseed for g in items], "selected": 0}
+    gallery = [served.serve(g.path) if g.path is not None else served.serve_image(g.load(), f"{g.seed}.png")
+               for g in items]
+    state = shown_state([g.infotext for g in items], [g.seed for g in items], [g.subseed for g in items], gallery)
     timings = f"Time taken: {seconds(result.timings.get('total', wall))}"
     if job.started_at and job.created_at and job.started_at - job.created_at > 0.5:
         timings += f" · waited in queue {seconds(job.started_at - job.created_at)}"

@@ -7,6 +7,7 @@ and Refiner accordions from webui/ui/hires_ui.py.
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import gradio as gr
@@ -18,8 +19,8 @@ from webui.limits import LimitExceeded
 from webui.request import USE_SAME_CHECKPOINT, GenerationRequest
 from webui.styles import StyleError
 from webui.ui import job_view
-from webui.ui.extra_networks import ExtraNetworksPanel
 from webui.ui.generation_panel import (
+    GenerationTab,
     build_prompt_row,
     build_results,
     build_sampling,
@@ -34,25 +35,57 @@ from webui.ui.hires_ui import (
     wire_hires,
 )
 from webui.ui.protocol import StudioView
+from webui.ui.send_to import send_buttons
 from webui.ui.served_files import ServedFiles
 from webui.ui.session import page_user
 
 TAB = "txt2img"
 
-# Ctrl+Enter in a prompt box clicks that tab's Generate, as in A1111 (runs once when the page
-# loads); tool buttons get their hover titles (Gradio buttons have no title parameter).
+# Hover titles of the tool buttons (Gradio buttons have no title parameter), by element id: an
+# exact id, or ``<tab>_<key>`` in a generation tab (the longest key that fits wins).
+TOOL_TITLES = {
+    "clear_prompt": "Clear the prompt and the negative prompt",
+    "extra_networks": "Show/hide extra networks",
+    "style_apply": "Apply the selected styles to the prompts",
+    "style_create": "Save the current prompts as a style",
+    "styles_refresh": "Reload styles.csv",
+    "style_save": "Save the style under this name",
+    "refresh": "Reload the list",
+    "random_seed": "Random seed (-1: a new one each time)",
+    "reuse_seed": "Reuse the seed of the selected image (the first one when none is selected)",
+    "random_subseed": "Random variation seed (-1: a new one each time)",
+    "reuse_subseed": "Reuse the variation seed of the selected image",
+    "res_switch_btn": "Swap width and height",
+    "open_folder": "Show the latest images of the output folder",
+    "save": "Download the selected image (every shown image when none is selected)",
+    "save_zip": "Download every shown image as one zip file",
+    "refresh_sd_model_checkpoint": "Reload the list of checkpoints",
+    "model_notice_dismiss": "Dismiss this notice",
+    "reload_ui": "Reload the page",
+}
+
+# Ctrl+Enter in a prompt box clicks that tab's Generate, as in A1111; tool buttons get their
+# titles, now and whenever Gradio renders more of the page (runs once when the page loads).
 HOTKEYS_JS = """
 () => {
-  const titles = {
-    extra_networks: 'Show/hide extra networks', style_apply: 'Apply the selected styles to the prompts',
-    style_create: 'Save the current prompts as a style', styles_refresh: 'Reload styles.csv',
+  const titles = __TITLES__;
+  const keys = Object.keys(titles).sort((a, b) => b.length - a.length);
+  const label = () => {
+    for (const button of document.querySelectorAll('button[id]')) {
+      if (button.title) continue;
+      const tab = button.id.split('_')[0];
+      const inTab = document.getElementById(tab + '_generate') !== null;
+      const key = keys.find((k) => button.id === k || (inTab && button.id.endsWith('_' + k)));
+      if (key) button.title = titles[key];
+    }
   };
-  document.addEventListener('mouseover', (e) => {
-    const button = e.target.closest && e.target.closest('button[id]');
-    if (!button || button.title) return;
-    const key = Object.keys(titles).find((k) => button.id.endsWith('_' + k));
-    if (key) button.title = titles[key];
-  });
+  let pending = false;
+  new MutationObserver(() => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => { pending = false; label(); }, 150);
+  }).observe(document.body, {childList: true, subtree: true});
+  label();
   document.addEventListener('keydown', (e) => {
     if (!((e.ctrlKey || e.metaKey) && e.key === 'Enter')) return;
     const box = e.target.closest('[id$="_neg_prompt"], [id$="_prompt"]');
@@ -62,7 +95,7 @@ HOTKEYS_JS = """
     if (button && button.offsetParent !== null) { e.preventDefault(); button.click(); }
   });
 }
-"""
+""".replace("__TITLES__", json.dumps(TOOL_TITLES))
 
 
 def own_checkpoint(studio: StudioView, user: User, chosen: str | None) -> dict:
@@ -74,7 +107,7 @@ def own_checkpoint(studio: StudioView, user: User, chosen: str | None) -> dict:
 
 
 def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
-                      checkpoint: gr.Dropdown) -> ExtraNetworksPanel:
+                      checkpoint: gr.Dropdown) -> GenerationTab:
     row = build_prompt_row(studio, demo, TAB)
     accordions: dict[str, HiresControls | RefinerControls] = {}
 
@@ -87,6 +120,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             sampling = build_sampling(studio, TAB, after_steps=hires_and_refiner)
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
+            send = send_buttons(TAB)
     hires, refiner = accordions["hires"], accordions["refiner"]
     assert isinstance(hires, HiresControls) and isinstance(refiner, RefinerControls)
 
@@ -140,6 +174,6 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
         yield from job_view.follow(studio, served, job, "txt2img")
 
     inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint]
-    wire_panel(studio, demo, row, sampling, results, run, inputs, api_name="txt2img")
+    wire_panel(studio, demo, row, sampling, results, run, inputs, api_name="txt2img", served=served)
     wire_hires(studio, demo, hires, refiner, sampling.width, sampling.height)
-    return row.networks
+    return GenerationTab(row, results, send, sampling)
