@@ -65,6 +65,8 @@ def main() -> None:
             components = {k: v for k, v in active.pipe.components.items()}
             theirs = {"img2img": StableDiffusionImg2ImgPipeline(**components),
                       "inpaint": StableDiffusionInpaintPipeline(**components)}
+            for pipe in theirs.values():
+                pipe.set_progress_bar_config(disable=True)
             for i in range(args.repeats + 1):
                 for mode, pipe in theirs.items():
                     inpaint = InpaintSettings(mask=mask) if mode == "inpaint" else None
