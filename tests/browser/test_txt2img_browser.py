@@ -75,6 +75,20 @@ def test_generate_shows_saved_png(page, live_server) -> None:
     assert "Seed: 777" in parameters and "Steps: 2" in parameters and "Size: 64x64" in parameters
     assert "Time taken" in page.locator("#txt2img_html_log").inner_text()
 
+    # Send to inpaint: the img2img tab opens on Inpaint with the picture and the prompt.
+    page.locator("#txt2img_send_to_inpaint").click()
+    page.locator("#img2maskimg canvas").first.wait_for(state="visible")
+    page.wait_for_function("() => document.querySelector('#img2img_prompt textarea').value"
+                           " === 'a red bicycle, browser test'")
+    assert page.get_by_role("tab", name="Inpaint", exact=True).get_attribute("aria-selected") == "true"
+
+    # ↙ in img2img: the infotext pasted into the prompt box fills the fields it names.
+    page.locator("#img2img_prompt textarea").fill(parameters)
+    page.locator("#img2img_paste").click()
+    page.wait_for_function("() => document.querySelector('#img2img_seed input').value === '777'"
+                           " && document.querySelector('#img2img_steps input[type=number]').value === '2'"
+                           " && document.querySelector('#img2img_prompt textarea').value === 'a red bicycle, browser test'")
+
 
 def test_the_schedule_dropdown_offers_only_what_the_sampler_can_run(page) -> None:
     """LCM runs on its model's own timesteps: Karras is not offered, and a Karras choice made

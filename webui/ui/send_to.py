@@ -1,6 +1,6 @@
 """"Send to img2img / inpaint / txt2img": the selected result, with its prompts, into another tab.
 
-The image is the gallery's selected one (its saved PNG, so nothing is re-encoded); the prompts
+The image is the gallery's selected one (its served PNG, so nothing is re-encoded); the prompts
 come along, and the page switches to the target tab (and sub-tab), as A1111's buttons do.
 """
 
@@ -18,21 +18,17 @@ from webui.ui.img2img_inputs import InputTabs
 PRIVATE: dict[str, Any] = {"api_visibility": "private", "queue": False}
 
 
-def selected_image(gallery: list | None, state: dict | None) -> Image.Image | None:
-    """The image the gallery shows as selected (the first when none is)."""
-    items = gallery or []
-    index = (state or {}).get("selected", 0)
-    if not items:
+def selected_image(state: dict | None) -> Image.Image | None:
+    """The image the gallery shows as selected (the first when none is), from the files the
+    server recorded for it (never a path the page sends)."""
+    files = [f for f in (state or {}).get("files", []) if isinstance(f, str)]
+    if not files:
         return None
-    item = items[index if 0 <= index < len(items) else 0]
-    path = item.get("image", {}).get("path") if isinstance(item, dict) else (item[0] if isinstance(item, (list, tuple)) else item)
-    if isinstance(path, dict):
-        path = path.get("path")
-    if isinstance(path, Image.Image):
-        return path
-    if not path or not Path(str(path)).is_file():
+    index = (state or {}).get("selected") or 0
+    path = Path(files[index if 0 <= index < len(files) else 0])
+    if not path.is_file():
         return None
-    with Image.open(str(path)) as image:
+    with Image.open(path) as image:
         return image.convert("RGB")
 
 
@@ -53,8 +49,8 @@ def wire_send(buttons: dict[str, gr.Button], source: ResultsPanel, prompt: gr.Te
     """``targets``: each tab's (prompt, negative prompt) boxes, by tab name."""
     img2img_prompt, img2img_negative = targets["img2img"]
 
-    def to_img2img(gallery, state, text, negative_text, inpaint: bool):
-        image = selected_image(gallery, state)
+    def to_img2img(state, text, negative_text, inpaint: bool):
+        image = selected_image(state)
         if image is None:
             gr.Warning("Select an image in the results first.")
             return (gr.skip(),) * 6
@@ -67,8 +63,8 @@ def wire_send(buttons: dict[str, gr.Button], source: ResultsPanel, prompt: gr.Te
     for target, inpaint in (("img2img", False), ("inpaint", True)):
         if target in buttons:
             buttons[target].click(
-                lambda g, s, p, n, inpaint=inpaint: to_img2img(g, s, p, n, inpaint),
-                inputs=[source.gallery, source.shown, prompt, negative],
+                lambda s, p, n, inpaint=inpaint: to_img2img(s, p, n, inpaint),
+                inputs=[source.shown, prompt, negative],
                 outputs=[picture_outputs[target], img2img_prompt, img2img_negative, inputs.mode, tabs, inputs.group],
                 **PRIVATE)
     if "txt2img" in buttons:
