@@ -58,6 +58,24 @@ def default_sampler(studio: StudioView) -> str:
     return wanted.name if wanted else samplers.SAMPLERS[0].name
 
 
+def request_fields(studio: StudioView, prompt: str | None, negative_prompt: str | None, styles: list[str] | None,
+                   sampler_name: str | None, scheduler: str | None, steps: float, cfg_scale: float,
+                   seed: float | None, subseed: float | None, subseed_strength: float | None,
+                   seed_resize_from_w: float | None, seed_resize_from_h: float | None, n_iter: float,
+                   batch_size: float) -> dict[str, Any]:
+    """The shared controls' values as GenerationRequest fields (every tab but for the size)."""
+    return dict(
+        prompt=prompt or "", negative_prompt=negative_prompt or "", styles=list(styles or []),
+        sampler_name=sampler_name or default_sampler(studio), scheduler=scheduler or "Automatic", steps=steps,
+        cfg_scale=cfg_scale, seed=-1 if seed is None else seed, subseed=-1 if subseed is None else subseed,
+        subseed_strength=subseed_strength or 0.0,
+        # 0 on the sliders means "off", the request's -1.
+        seed_resize_from_w=seed_resize_from_w if seed_resize_from_w and seed_resize_from_w > 0 else -1,
+        seed_resize_from_h=seed_resize_from_h if seed_resize_from_h and seed_resize_from_h > 0 else -1,
+        n_iter=n_iter, batch_size=batch_size,
+    )
+
+
 @dataclass
 class PromptRow:
     prompt: gr.Textbox

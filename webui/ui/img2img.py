@@ -12,9 +12,8 @@ import gradio as gr
 from PIL import Image
 from pydantic import ValidationError
 
-from webui.jobs import JobState, QueueFull
-from webui.limits import LimitExceeded
-from webui.request import GenerationRequest
+from webui.jobs import JobState
+from webui.request import LATENT_SCALE, MIN_SIZE, GenerationRequest
 from webui.request_img2img import (
     MASK_MODES,
     MASKED_CONTENT,
@@ -31,7 +30,7 @@ from webui.ui.generation_panel import (
     build_prompt_row,
     build_results,
     build_sampling,
-    default_sampler,
+    request_fields,
     wire_panel,
 )
 from webui.ui.img2img_inputs import (
@@ -48,7 +47,6 @@ from webui.ui.session import page_user
 from webui.ui.txt2img import own_checkpoint
 
 TAB = "img2img"
-LATENT_CELL = 8
 
 
 @dataclass
@@ -124,14 +122,9 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             request: gr.Request | None = None) -> Iterator[tuple]:
         user = page_user(studio, request)
         common = dict(
-            prompt=prompt or "", negative_prompt=negative_prompt or "", styles=list(styles or []),
-            sampler_name=sampler_name or default_sampler(studio), scheduler=scheduler or "Automatic", steps=steps,
-            cfg_scale=cfg_scale, seed=-1 if seed is None else seed, subseed=-1 if subseed is None else subseed,
-            subseed_strength=subseed_strength or 0.0,
-            seed_resize_from_w=seed_resize_from_w if seed_resize_from_w and seed_resize_from_w > 0 else -1,
-            seed_resize_from_h=seed_resize_from_h if seed_resize_from_h and seed_resize_from_h > 0 else -1,
-            n_iter=n_iter, batch_size=batch_size, denoising_strength=denoising_strength,
-            **own_checkpoint(studio, user, checkpoint),
+            **request_fields(studio, prompt, negative_prompt, styles, sampler_name, scheduler, steps, cfg_scale, seed,
+                             subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h, n_iter, batch_size),
+            denoising_strength=denoising_strength, **own_checkpoint(studio, user, checkpoint),
         )
         inpaint = dict(blur_x=int(mask_blur), blur_y=int(mask_blur), invert=mask_mode == MASK_MODES[1],
                        masked_content=masked_content, only_masked=inpaint_area == "Only masked", padding=int(padding))
@@ -158,7 +151,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
         except ValidationError as e:
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(job_view.validation_message(e)))
             return
-        yield from _submit_and_follow(studio, served, user.name, req)
+        yield from job_view.submit_and_follow(studio, served, user.name, req, "img2img")
 
     inputs_list = [row.prompt, row.negative, row.styles, *sampling.inputs, *inputs.inputs, *size, denoising, *inpaint,
                    *outpaint, checkpoint]
@@ -171,18 +164,8 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
 
 def _scaled(picture: Image.Image, scale: float) -> tuple[int, int]:
     """'Resize by': the picture's size times ``scale``, in 8-pixel cells (as the latents are)."""
-    return (max(64, int(picture.width * scale) // LATENT_CELL * LATENT_CELL),
-            max(64, int(picture.height * scale) // LATENT_CELL * LATENT_CELL))
-
-
-def _submit_and_follow(studio: StudioView, served: ServedFiles, owner: str, req: GenerationRequest) -> Iterator[tuple]:
-    try:
-        job = studio.submit(req, owner=owner)
-    except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
-        job_view.log.error("img2img not queued: %s", e)
-        yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
-        return
-    yield from job_view.follow(studio, served, job, "img2img")
+    return (max(MIN_SIZE, int(picture.width * scale) // LATENT_SCALE * LATENT_SCALE),
+            max(MIN_SIZE, int(picture.height * scale) // LATENT_SCALE * LATENT_SCALE))
 
 
 def _run_batch(studio: StudioView, served: ServedFiles, user: Any, build: Any, input_text: str, output_text: str,
@@ -201,7 +184,7 @@ def _run_batch(studio: StudioView, served: ServedFiles, user: Any, build: Any, i
         mask = img2img_batch.load(item.mask) if item.mask is not None else None
         req = build(img2img_batch.load(item.image), mask, output_dir=output, output_name=item.image.name)
         job = None
-        for update in _submit_and_follow(studio, served, user.name, req):
+        for update in job_view.submit_and_follow(studio, served, user.name, req, "img2img"):
             job = studio.queue.get(update[6]) if isinstance(update[6], str) else job
             yield update
         if job is None or job.state is not JobState.DONE:

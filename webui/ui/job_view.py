@@ -13,7 +13,9 @@ from typing import Any, Iterator
 import gradio as gr
 from pydantic import ValidationError
 
-from webui.jobs import Job, JobState
+from webui.jobs import Job, JobState, QueueFull
+from webui.limits import LimitExceeded
+from webui.request import GenerationRequest
 from webui.result import GeneratedImage, Result
 from webui.ui.protocol import StudioView
 from webui.ui.served_files import ServedFiles
@@ -143,3 +145,16 @@ def follow(studio: StudioView, served: ServedFiles, job: Job, what: str) -> Iter
         yield (gr.skip(), gr.skip(), gr.skip(), progress_html(job, position),
                p.preview if new_preview else gr.skip(), gr.skip(), gr.skip())
     yield finished_outputs(studio, served, job, what)
+
+
+def submit_and_follow(studio: StudioView, served: ServedFiles, owner: str, request: GenerationRequest,
+                      what: str) -> Iterator[tuple]:
+    """Queue ``request`` for ``owner`` and follow it; a refusal (over a limit, queue full, the
+    studio stopping) is shown as a message instead."""
+    try:
+        job = studio.submit(request, owner=owner)
+    except (LimitExceeded, QueueFull, RuntimeError) as e:
+        log.error("%s not queued: %s", what, e)
+        yield outputs(info=gr.skip(), log_html=error_html(str(e)))
+        return
+    yield from follow(studio, served, job, what)

@@ -14,8 +14,6 @@ import gradio as gr
 from pydantic import ValidationError
 
 from webui.auth.users import User
-from webui.jobs import QueueFull
-from webui.limits import LimitExceeded
 from webui.request import USE_SAME_CHECKPOINT, GenerationRequest
 from webui.styles import StyleError
 from webui.ui import job_view
@@ -24,7 +22,7 @@ from webui.ui.generation_panel import (
     build_prompt_row,
     build_results,
     build_sampling,
-    default_sampler,
+    request_fields,
     wire_panel,
 )
 from webui.ui.hires_ui import (
@@ -143,15 +141,10 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
         try:
             studio.styles.check(styles or [])  # a style deleted from styles.csv since it was picked
             req = GenerationRequest(
-                prompt=prompt or "", negative_prompt=negative_prompt or "", styles=list(styles or []),
-                sampler_name=sampler_name or default_sampler(studio), scheduler=scheduler or "Automatic",
-                steps=steps, width=width, height=height, cfg_scale=cfg_scale,
-                seed=-1 if seed is None else seed, subseed=-1 if subseed is None else subseed,
-                subseed_strength=subseed_strength or 0.0,
-                # 0 on the sliders means "off", the request's -1.
-                seed_resize_from_w=seed_resize_from_w if seed_resize_from_w and seed_resize_from_w > 0 else -1,
-                seed_resize_from_h=seed_resize_from_h if seed_resize_from_h and seed_resize_from_h > 0 else -1,
-                n_iter=n_iter, batch_size=batch_size,
+                **request_fields(studio, prompt, negative_prompt, styles, sampler_name, scheduler, steps, cfg_scale,
+                                 seed, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h, n_iter,
+                                 batch_size),
+                width=width, height=height,
                 refiner_checkpoint=refiner_checkpoint if use_refiner else None,
                 refiner_switch_at=refiner_switch_at if use_refiner else 0.8,
                 **hires, **own_checkpoint(studio, user, checkpoint),
@@ -165,13 +158,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             job_view.log.error("txt2img styles: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Styles: {e}"))
             return
-        try:
-            job = studio.submit(req, owner=user.name)
-        except (LimitExceeded, QueueFull, RuntimeError) as e:  # over a limit, queue full, or stopping
-            job_view.log.error("txt2img not queued: %s", e)
-            yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
-            return
-        yield from job_view.follow(studio, served, job, "txt2img")
+        yield from job_view.submit_and_follow(studio, served, user.name, req, "txt2img")
 
     inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint]
     wire_panel(studio, demo, row, sampling, results, run, inputs, api_name="txt2img", served=served)
