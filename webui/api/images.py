@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image
 
 from webui import infotext
+from webui.request_img2img import encode_png
 from webui.result import GeneratedImage, Result
 
 
@@ -26,11 +27,7 @@ def png_bytes(generated: GeneratedImage, with_infotext: bool = True) -> bytes:
 
 
 def encode_preview(image: Any) -> str | None:
-    if not isinstance(image, Image.Image):
-        return None
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return encode_png(image) if isinstance(image, Image.Image) else None
 
 
 def _b64(data: bytes) -> str:

@@ -89,8 +89,7 @@ def _image(data: Any, loc: tuple[Any, ...], errors: list[dict[str, Any]], max_pi
 
 
 # Our settings' names → A1111's body fields, so a 422 names what the client sent.
-_A1111_NAMES = {"blur_x": "mask_blur_x", "blur_y": "mask_blur_y", "padding": "inpaint_full_res_padding",
-                "initial_noise_multiplier": "initial_noise_multiplier", "init_images": "init_images"}
+_A1111_NAMES = {"blur_x": "mask_blur_x", "blur_y": "mask_blur_y", "padding": "inpaint_full_res_padding"}
 
 
 def _a1111_locations(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
