@@ -1,5 +1,9 @@
 """One batch of a job: its passes and stages run in order, then the latents are decoded.
 
+Images of the batch with different prompts (scripts may give each image its own) are sampled
+in groups of equal prompts, each group through all passes; the batch is put back together in
+order before ``after_decode``.
+
     txt2img pass:  noise → base stage [→ refiner stage from the switch step]   (one sampling run)
     img2img pass:  encode the init images → noise to the start step → base stage [→ refiner stage]
                    (inpainting: the latent mask blended at every step, the original laid over at the end)
@@ -18,7 +22,7 @@ from PIL import Image
 
 from webui import upscalers
 from webui.engine import hires, img2img, vae
-from webui.engine.callbacks import Callbacks, DecodedBatch, StageContext
+from webui.engine.callbacks import BatchStart, Callbacks, DecodedBatch, StageContext
 from webui.engine.denoiser import Denoiser, sdxl_size_conditions
 from webui.engine.loop import denoise
 from webui.engine.noise import LATENT_SCALE, batch_noise
@@ -36,6 +40,18 @@ class BatchOutcome:
     images: list[Image.Image]
     facts: BatchFacts
     stopped: bool
+    prompts: list[tuple[str, str]]  # (prompt, negative) each image was made from
+    positions: list[int]  # each image's position in the batch (an interrupt may leave some out)
+
+
+@dataclass
+class _Sampled:
+    """Some images of a batch, decoded: what one group of equal prompts gave."""
+
+    images: list[Image.Image]
+    facts: BatchFacts
+    stopped: bool
+    context: StageContext
 
 
 @dataclass
@@ -62,13 +78,48 @@ class BatchRunner:
         return self.models.get(stage.checkpoint or self.main, self.plan.vae)
 
     def run(self, iteration: int) -> BatchOutcome:
+        """Batch ``iteration``: images with equal prompts are sampled together, in groups."""
         plan = self.plan
         seeds, subseeds = plan.batch(iteration)
+        prompts = plan.prompts_of(iteration)
+        start = BatchStart(iteration, seeds, subseeds, [p for p, _ in prompts], [n for _, n in prompts])
+        self.callbacks.before_batch(start)
+        prompts = list(zip(start.prompts, start.negative_prompts))
+        if len(prompts) != len(seeds):
+            raise ValueError(f"a batch callback left {len(prompts)} prompts for {len(seeds)} images")
+        groups: dict[tuple[str, str], list[int]] = {}
+        for position, pair in enumerate(prompts):
+            groups.setdefault(pair, []).append(position)
+        images: list[Image.Image | None] = [None] * len(seeds)
+        outcome: _Sampled | None = None
+        for (prompt, negative), positions in groups.items():
+            outcome = self._sample(iteration, positions, plan.passes_for(prompt, negative))
+            for position, image in zip(positions, outcome.images):
+                images[position] = image
+            if outcome.stopped:  # an interrupt: the groups not sampled yet are left out
+                break
+        assert outcome is not None
+        made = [(i, image) for i, image in enumerate(images) if image is not None]
+        decoded = DecodedBatch(outcome.context, [image for _, image in made])
+        self.callbacks.after_decode(decoded)
+        finished = [self._finish(i, image) for (i, _), image in zip(made, decoded.images)]
+        return BatchOutcome(finished, outcome.facts, outcome.stopped, [prompts[i] for i, _ in made],
+                            [i for i, _ in made])
+
+    def _finish(self, position: int, image: Image.Image) -> Image.Image:
+        return image if self.plan.init is None else self.plan.init.finish(position, image)
+
+    def _sample(self, iteration: int, positions: list[int], passes: tuple[PassPlan, ...]) -> _Sampled:
+        """The images at ``positions`` of a batch, sampled through ``passes`` and decoded."""
+        plan = self.plan
+        all_seeds, all_subseeds = plan.batch(iteration)
+        seeds = tuple(all_seeds[i] for i in positions)
+        subseeds = tuple(all_subseeds[i] for i in positions)
         finished: _Finished | None = None
         committed = current = BatchFacts()  # what the finished passes did / what has run so far
         context: StageContext | None = None  # the stage that ran last
         steps_before = 0
-        for index, pass_plan in enumerate(plan.passes):
+        for index, pass_plan in enumerate(passes):
             stages = plan.stages_of(index)
             start = None
             if finished is not None and finished.images is None and not upscalers.is_latent(pass_plan.upscaler or ""):
@@ -79,7 +130,8 @@ class BatchRunner:
             if finished is not None:
                 start = self._enlarge(finished, pass_plan, model)
             elif plan.init is not None:
-                init = img2img.init_latents(model, plan.init, list(seeds), pass_plan.width, pass_plan.height)
+                init = img2img.init_latents(model, plan.init, list(seeds), pass_plan.width, pass_plan.height,
+                                            positions)
                 start = init.latents
             if pass_plan.run_steps == 0:  # hires fix at denoising 0: the enlarged first pass as it is
                 finished = _Finished(start if start is not None else finished.latents, model)
@@ -119,13 +171,13 @@ class BatchRunner:
                 current = current.after(stage, model.file)
                 if context.stopped:
                     if finished is None:  # nothing finished: the partly denoised first pass, as A1111
-                        return BatchOutcome(self._final(_Finished(latents, model), context), current, stopped=True)
-                    return BatchOutcome(self._final(finished, context), committed, stopped=True)
+                        return _Sampled(self._final(_Finished(latents, model), context), current, True, context)
+                    return _Sampled(self._final(finished, context), committed, True, context)
             steps_before += pass_plan.run_steps
             finished = _Finished(latents, model)
             committed = current = replace(current, hires=index > 0)
-        assert finished is not None
-        return BatchOutcome(self._final(finished, context), committed, stopped=False)
+        assert finished is not None and context is not None
+        return _Sampled(self._final(finished, context), committed, False, context)
 
     # --- pieces --------------------------------------------------------------------------------
 
@@ -180,11 +232,5 @@ class BatchRunner:
             return vae.decode(model, latents.to(model.device))
 
     def _final(self, finished: _Finished, context: StageContext | None) -> list[Image.Image]:
-        """The batch's images: decoded (unless the pixel upscaler already did) and post-processed."""
-        images = finished.images or self._decode(finished.model, finished.latents, context)
-        assert context is not None
-        decoded = DecodedBatch(context, list(images))
-        self.callbacks.after_decode(decoded)
-        if self.plan.init is None:
-            return decoded.images
-        return [self.plan.init.finish(i, image) for i, image in enumerate(decoded.images)]
+        """The images: decoded, unless the pixel upscaler already did."""
+        return list(finished.images or self._decode(finished.model, finished.latents, context))

@@ -4,13 +4,17 @@ own features (previews, interrupt, tiling) hook into generation.
 A callback is an object with any of the methods of :class:`LoopCallback`; the loop calls them in
 ``order`` (lower first; ties in the order they were added). The points, in the order they occur::
 
+    before_batch(batch)        a batch is about to start; batch.prompts / negative_prompts may be replaced
     patch_models(stage)        context manager around a stage's sampling and its decode
     before_loop(stage)         a stage is about to sample; ``stage.latents`` may be replaced
     before_unet(call)          each UNet call; add UNet kwargs (ControlNet residuals) to call.unet_kwargs
+    after_unet(output)         the UNet's raw batch output, before guidance; output.output may be replaced
     after_cfg(step)            the guided prediction; read or replace step.noise_pred / step.denoised (x0)
     after_step(step)           after the scheduler step; step.latents may be replaced; step.stop() ends the stage
     after_stage(stage)         a stage ended (finished or stopped)
     after_decode(decoded)      each image of a batch after decoding; decoded.images may be replaced
+    before_save(saving)        an image is about to be saved; saving.image / saving.infotext may be replaced
+    after_save(saving)         an image was saved to saving.path
 
 Callbacks run on the job's worker thread, between GPU calls, while the job holds the model lock:
 they must not wait for anything that waits for a job (loading a model, changing options).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Sequence
 
 import torch
@@ -29,6 +34,21 @@ if TYPE_CHECKING:  # imported for annotations only; the loop imports this module
     from webui.engine.denoiser import BatchLayout
     from webui.engine.sampling import SamplingRun
     from webui.models.manager import ActiveModel
+
+@dataclass
+class BatchStart:
+    """A batch about to run: its seeds and, per image, the prompts it will be made from.
+
+    The prompts are styled text with extra-network tags (as infotext records them); images
+    with different prompts in one batch are sampled in groups of equal prompts.
+    """
+
+    iteration: int  # batch number within the job (0-based)
+    seeds: tuple[int, ...]
+    subseeds: tuple[int, ...]
+    prompts: list[str]
+    negative_prompts: list[str]
+
 
 @dataclass
 class StageContext:
@@ -63,6 +83,14 @@ class UNetCall:
     layout: BatchLayout
     added_cond_kwargs: dict[str, torch.Tensor] | None = None
     unet_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UNetOutput:
+    """The UNet's output for one call, all rows (see ``call.layout``), before guidance combines them."""
+
+    call: UNetCall
+    output: torch.Tensor
 
 
 @dataclass
@@ -104,10 +132,25 @@ class DecodedBatch:
     images: list[Image.Image]
 
 
+@dataclass
+class ImageSaving:
+    """One finished image on its way to disk (``before_save``) or just written (``after_save``)."""
+
+    index: int  # the image's number within the job
+    image: Image.Image
+    infotext: str  # the "parameters" text chunk; empty when infotext is not written
+    seed: int
+    folder: Path
+    path: Path | None = None  # the file written (after_save)
+
+
 class LoopCallback:
     """Base class for loop callbacks: override the points you need (all are no-ops here)."""
 
     order: int = 0
+
+    def before_batch(self, batch: BatchStart) -> None:
+        pass
 
     def patch_models(self, stage: StageContext) -> ContextManager[None]:
         return contextlib.nullcontext()
@@ -116,6 +159,9 @@ class LoopCallback:
         pass
 
     def before_unet(self, call: UNetCall) -> None:
+        pass
+
+    def after_unet(self, output: UNetOutput) -> None:
         pass
 
     def after_cfg(self, step: StepContext) -> None:
@@ -128,6 +174,12 @@ class LoopCallback:
         pass
 
     def after_decode(self, decoded: DecodedBatch) -> None:
+        pass
+
+    def before_save(self, saving: ImageSaving) -> None:
+        pass
+
+    def after_save(self, saving: ImageSaving) -> None:
         pass
 
 
@@ -154,6 +206,9 @@ class Callbacks:
         for method in self._each(point):
             method(context)
 
+    def before_batch(self, batch: BatchStart) -> None:
+        self._call("before_batch", batch)
+
     @contextlib.contextmanager
     def patch_models(self, stage: StageContext) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
@@ -167,6 +222,9 @@ class Callbacks:
     def before_unet(self, call: UNetCall) -> None:
         self._call("before_unet", call)
 
+    def after_unet(self, output: UNetOutput) -> None:
+        self._call("after_unet", output)
+
     def after_cfg(self, step: StepContext) -> None:
         self._call("after_cfg", step)
 
@@ -178,3 +236,9 @@ class Callbacks:
 
     def after_decode(self, decoded: DecodedBatch) -> None:
         self._call("after_decode", decoded)
+
+    def before_save(self, saving: ImageSaving) -> None:
+        self._call("before_save", saving)
+
+    def after_save(self, saving: ImageSaving) -> None:
+        self._call("after_save", saving)

@@ -129,8 +129,9 @@ class Denoiser:
         self._batches[rows] = (embeds, added)
         return embeds, added
 
-    def predict(self, call: UNetCall) -> torch.Tensor:
-        output = self.unet(
+    def unet_output(self, call: UNetCall) -> torch.Tensor:
+        """The UNet's prediction for every row of the call."""
+        return self.unet(
             call.sample,
             call.timestep,
             encoder_hidden_states=call.encoder_hidden_states,
@@ -140,4 +141,7 @@ class Denoiser:
             return_dict=False,
             **call.unet_kwargs,
         )[0]
+
+    def guide(self, call: UNetCall, output: torch.Tensor) -> torch.Tensor:
+        """CFG (and AND's composable diffusion) over the rows of ``output``."""
         return guide(output, call.layout, self.cfg_scale)

@@ -11,6 +11,7 @@ The pixels side (resize modes, blur, crop, overlay) is webui/engine/init_image.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -55,14 +56,16 @@ class InitLatents:
         return InpaintBlend(self.latents, self.repaint) if self.repaint is not None else None
 
 
-def batch_images(prepared: PreparedInput, count: int) -> list[Image.Image]:
-    """The init image of each of ``count`` batch positions (one image serves the whole batch)."""
-    return [prepared.images[i % len(prepared.images)] for i in range(count)]
+def batch_images(prepared: PreparedInput, positions: Sequence[int]) -> list[Image.Image]:
+    """The init image of each batch position (one image serves the whole batch)."""
+    return [prepared.images[i % len(prepared.images)] for i in positions]
 
 
-def init_latents(model: ActiveModel, prepared: PreparedInput, seeds: list[int], width: int, height: int) -> InitLatents:
-    """Encode the batch's init images (the posterior's mean: the same image gives the same start)."""
-    images = batch_images(prepared, len(seeds))
+def init_latents(model: ActiveModel, prepared: PreparedInput, seeds: list[int], width: int, height: int,
+                 positions: Sequence[int] | None = None) -> InitLatents:
+    """Encode the init images of the batch positions (default: 0..n-1) that have these seeds
+    (the posterior's mean: the same image gives the same start)."""
+    images = batch_images(prepared, range(len(seeds)) if positions is None else positions)
     if len({image.size for image in images}) > 1:  # latent resize keeps each image's size: make them one
         images = [image.resize(images[0].size, Image.Resampling.LANCZOS) for image in images]
     pixels = vae.to_tensor(images)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from webui.engine.callbacks import Callbacks, StageContext, StepContext
+from webui.engine.callbacks import Callbacks, StageContext, StepContext, UNetOutput
 from webui.engine.denoiser import Denoiser
 
 
@@ -27,8 +27,10 @@ def denoise(stage: StageContext, denoiser: Denoiser, callbacks: Callbacks, until
     for index in range(run.index, end):
         call = denoiser.unet_call(stage, latents, index)
         callbacks.before_unet(call)
+        output = UNetOutput(call, denoiser.unet_output(call))
+        callbacks.after_unet(output)
         step = StepContext(stage=stage, step=call.step, index=index, timestep=call.timestep, sample=latents,
-                           noise_pred=denoiser.predict(call))
+                           noise_pred=denoiser.guide(call, output.output))
         callbacks.after_cfg(step)
         step.latents = scheduler.step(step.noise_pred, call.timestep, latents, **run.step_kwargs, return_dict=False)[0]
         run.index = index + 1

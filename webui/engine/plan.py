@@ -9,7 +9,7 @@ nowhere else during the job.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
 
 from webui.engine import init_image
@@ -58,6 +58,23 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class JobAdditions:
+    """What a front end running scripts adds to a request's job (see webui/plugins/).
+
+    ``prompts`` / ``negative_prompts``: one styled prompt per image (A1111's ``all_prompts``),
+    used as they are; ``seeds`` / ``subseeds``: one per image (``all_seeds``); ``extra_params``:
+    infotext keys after the engine's own (``extra_generation_params``).
+    """
+
+    callbacks: tuple[object, ...] = ()
+    prompts: tuple[str, ...] | None = None
+    negative_prompts: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    subseeds: tuple[int, ...] | None = None
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GenerationPlan:
     request: GenerationRequest
     options: Mapping[str, Any]  # the options snapshot taken when the job started
@@ -74,6 +91,8 @@ class GenerationPlan:
     callbacks: tuple[object, ...] = ()
     init: PreparedInput | None = None  # img2img: the init images (and mask) made ready for the first pass
     noise_multiplier: float = 1.0  # img2img: A1111's initial noise multiplier
+    image_prompts: tuple[tuple[str, str], ...] = ()  # (prompt, negative) per image; () = the plan's for all
+    extra_params: Mapping[str, Any] = field(default_factory=dict)  # infotext keys added by scripts
 
     @property
     def batch_size(self) -> int:
@@ -88,6 +107,27 @@ class GenerationPlan:
         window = slice(iteration * self.batch_size, (iteration + 1) * self.batch_size)
         return self.seeds[window], self.subseeds[window]
 
+    def prompts_of(self, iteration: int) -> list[tuple[str, str]]:
+        """(prompt, negative) of each image of batch ``iteration``."""
+        count = len(self.batch(iteration)[0])
+        if not self.image_prompts:
+            return [(self.prompt, self.negative_prompt)] * count
+        first = iteration * self.batch_size
+        return list(self.image_prompts[first:first + count])
+
+    def passes_for(self, prompt: str, negative: str) -> tuple[PassPlan, ...]:
+        """The passes with another (styled) prompt: the first pass's, and hires fix's when it has
+        none of its own (A1111: an empty hires prompt is the prompt)."""
+        if (prompt, negative) == (self.prompt, self.negative_prompt):
+            return self.passes
+        text, negative_text, refs = _without_tags(prompt, negative)
+        passes = []
+        for plan in self.passes:
+            if plan.kind != "hires" or not (self.request.hr_prompt or self.request.hr_negative_prompt):
+                plan = replace(plan, prompt=text, negative=negative_text, networks=refs)
+            passes.append(plan)
+        return tuple(passes)
+
     def stages_of(self, pass_index: int) -> list[Stage]:
         return [s for s in self.stages if s.pass_index == pass_index]
 
@@ -101,15 +141,15 @@ def build_plan(
     options: Mapping[str, Any],
     styles: Any = None,
     callbacks: Sequence[object] = (),
+    additions: JobAdditions | None = None,
 ) -> GenerationPlan:
     """Decide everything the job will do. Raises ValueError for what cannot run (a style gone)."""
     req = request
-    seed = req.seed if req.seed >= 0 else random.randrange(2**32 - 1)
-    subseed = req.subseed if req.subseed >= 0 else random.randrange(2**32 - 1)
+    add = additions or JobAdditions()
     count = req.image_count
     overrides = req.override_settings
 
-    prompt, negative = _styled(req.prompt, req.negative_prompt, req.styles, styles, options)
+    prompt, negative = styled_prompts(req, options, styles)
     init = None
     if req.img2img is not None:
         init = init_image.prepare(req.img2img, req.width, req.height)
@@ -123,8 +163,8 @@ def build_plan(
     return GenerationPlan(
         request=req,
         options=options,
-        seeds=tuple(seed + i for i in range(count)),
-        subseeds=tuple(subseed + i for i in range(count)),
+        seeds=_per_image(add.seeds, req.seed, count, "seeds"),
+        subseeds=_per_image(add.subseeds, req.subseed, count, "subseeds"),
         prompt=prompt,
         negative_prompt=negative,
         clip_skip=clip_skip,
@@ -133,10 +173,37 @@ def build_plan(
         vae=str(overrides.get("sd_vae", options["sd_vae"])),
         passes=tuple(passes),
         stages=tuple(_stages(req, len(passes), str(options.get("hires_fix_refiner_pass", "second pass")))),
-        callbacks=tuple(callbacks),
+        callbacks=(*callbacks, *add.callbacks),
         init=init,
         noise_multiplier=_noise_multiplier(req, options),
+        image_prompts=_image_prompts(add, prompt, negative, count),
+        extra_params=dict(add.extra_params),
     )
+
+
+def styled_prompts(req: GenerationRequest, options: Mapping[str, Any], styles: Any = None) -> tuple[str, str]:
+    """The request's prompt and negative prompt with its styles applied and # comments removed."""
+    return _styled(req.prompt, req.negative_prompt, req.styles, styles, options)
+
+
+def _per_image(given: Sequence[int] | None, first: int, count: int, what: str) -> tuple[int, ...]:
+    """Seeds of the job's images: given one per image, or ``first`` (-1: random) + i."""
+    if given is not None:
+        if len(given) < count:
+            raise ValueError(f"{len(given)} {what} for {count} images")
+        return tuple(int(s) % 2**32 for s in given[:count])
+    start = first if first >= 0 else random.randrange(2**32 - 1)
+    return tuple(start + i for i in range(count))
+
+
+def _image_prompts(add: JobAdditions, prompt: str, negative: str, count: int) -> tuple[tuple[str, str], ...]:
+    if add.prompts is None and add.negative_prompts is None:
+        return ()
+    prompts = list(add.prompts or ()) or [prompt] * count
+    negatives = list(add.negative_prompts or ()) or [negative] * count
+    if len(prompts) < count or len(negatives) < count:
+        raise ValueError(f"{len(prompts)} prompts and {len(negatives)} negative prompts for {count} images")
+    return tuple(zip(prompts[:count], negatives[:count]))
 
 
 def _noise_multiplier(req: GenerationRequest, options: Mapping[str, Any]) -> float:

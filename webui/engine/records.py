@@ -78,6 +78,7 @@ def infotext_params(plan: GenerationPlan, model: ActiveModel, facts: BatchFacts,
         **(_hires_params(plan, facts) if facts.hires else {}),
         **networks,
         **(_refiner_params(plan, facts) if facts.refiner else {}),
+        **plan.extra_params,
         "Emphasis": options["emphasis"] if options["emphasis"] != "Original" else None,
         "Version": VERSION,
     }
@@ -154,21 +155,23 @@ def extra_generation_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in _CORE_KEYS and v is not None}
 
 
-def build_infotext(plan: GenerationPlan, params: dict[str, Any]) -> str:
-    return infotext.build_infotext(plan.prompt, plan.negative_prompt, params)
+def build_infotext(prompts: tuple[str, str], params: dict[str, Any]) -> str:
+    """The infotext of an image made from ``prompts`` (its prompt and negative prompt)."""
+    return infotext.build_infotext(prompts[0], prompts[1], params)
 
 
 def api_info(plan: GenerationPlan, model: ActiveModel, infotexts: list[str], seeds: list[int], subseeds: list[int],
-             extra: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+             extra: dict[str, Any], warnings: list[str], prompts: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The ``info`` object of A1111's API response, with its key names (plus notes, warnings)."""
     req = plan.request
     first_seed = plan.seeds[0] if plan.seeds else req.seed
     first_subseed = plan.subseeds[0] if plan.subseeds else req.subseed
     return {
         "prompt": req.prompt,
-        "all_prompts": [plan.prompt] * len(infotexts),
+        "all_prompts": [p for p, _ in prompts] if prompts is not None else [plan.prompt] * len(infotexts),
         "negative_prompt": req.negative_prompt,
-        "all_negative_prompts": [plan.negative_prompt] * len(infotexts),
+        "all_negative_prompts": ([n for _, n in prompts] if prompts is not None
+                                 else [plan.negative_prompt] * len(infotexts)),
         "seed": first_seed,
         "all_seeds": seeds,
         "subseed": first_subseed,

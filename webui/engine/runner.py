@@ -17,8 +17,8 @@ from typing import Any, Sequence
 from PIL import Image
 
 from webui.engine.batch import BatchRunner
-from webui.engine.callbacks import Callbacks
-from webui.engine.plan import GenerationPlan, build_plan
+from webui.engine.callbacks import Callbacks, ImageSaving
+from webui.engine.plan import GenerationPlan, JobAdditions, build_plan
 from webui.engine.preparation import Preparation
 from webui.engine.progress import JobControl, NoControl, ProgressCallback
 from webui.engine.records import (
@@ -50,11 +50,13 @@ class Engine:
         self.networks = networks  # webui.networks.catalog.NetworkCatalog
         self.callbacks = tuple(callbacks)  # loop callbacks added to every job (extensions)
 
-    def run(self, request: GenerationRequest, ctx: JobControl | None = None) -> Result:
+    def run(self, request: GenerationRequest, ctx: JobControl | None = None,
+            additions: JobAdditions | None = None) -> Result:
+        """Run one job; ``additions`` carry what scripts add (callbacks, per-image prompts...)."""
         control = ctx or NoControl()
         options = self.options.snapshot()
         callbacks = [*self.callbacks, *([TilingCallback()] if request.tiling else [])]
-        plan = build_plan(request, options, self.styles, callbacks)
+        plan = build_plan(request, options, self.styles, callbacks, additions)
         main: ActiveModel | None = None
         finished = False
         with self.manager.session() as models:
@@ -119,6 +121,7 @@ class _Job:
     def execute(self) -> Result:
         started = time.perf_counter()
         images: list[GeneratedImage] = []
+        prompts: list[tuple[str, str]] = []
         extra: dict[str, Any] = {}
         interrupted = False
         try:
@@ -129,14 +132,17 @@ class _Job:
                 restored = self._restored(saved, seeds, subseeds)
                 if restored is not None:  # made and saved before a restart: not made again
                     images += restored
+                    prompts += self.plan.prompts_of(iteration)
                     continue
                 outcome = self.batches.run(iteration)
-                for position, (image, seed, subseed) in enumerate(zip(outcome.images, seeds, subseeds)):
+                for position, image, pair in zip(outcome.positions, outcome.images, outcome.prompts):
+                    seed, subseed = seeds[position], subseeds[position]
                     params = infotext_params(self.plan, self.main, outcome.facts, self.prep.infotext, seed, subseed,
                                              position)
                     extra = extra or extra_generation_params(params)
-                    generated = GeneratedImage(image, seed, subseed, build_infotext(self.plan, params))
+                    generated = GeneratedImage(image, seed, subseed, build_infotext(pair, params))
                     images.append(self._save(first + position, generated, saved[position]))
+                    prompts.append(pair)
                 if self.control.interrupted:
                     interrupted = True
                     break
@@ -146,7 +152,7 @@ class _Job:
         grid = self._grid(images)
         warnings = list(self.prep.warnings) + self.save_warnings
         info = api_info(self.plan, self.main, [g.infotext for g in images], [g.seed for g in images],
-                        [g.subseed for g in images], extra, warnings)
+                        [g.subseed for g in images], extra, warnings, prompts)
         return Result(images, info, grid, interrupted, {"total": time.perf_counter() - started}, warnings=warnings)
 
     @staticmethod
@@ -189,10 +195,15 @@ class _Job:
                 folder = self.engine.paths.outputs(img2img.output_dir)
             else:
                 folder = self._outdir(f"outdir_{self._mode}_samples")
+            saving = ImageSaving(index, generated.image, text or "", generated.seed, folder)
+            self.callbacks.before_save(saving)
+            generated.image = saving.image
             self.control.image_starting(index, str(folder))
-            generated.path = save_png(generated.image, folder, str(generated.seed), text,
+            generated.path = save_png(saving.image, folder, str(generated.seed), saving.infotext or None,
                                       extra_text=self.control.image_tag(index),
                                       name=_output_name(img2img.output_name, index) if img2img else None)
+            saving.path = generated.path
+            self.callbacks.after_save(saving)
         except (OSError, ValueError) as e:  # a full or read-only disk, a folder outside the allowed ones
             log.error("image %d not saved: %s", index, e)
             self.save_warnings.append(f"image {index + 1} was not saved ({e}); it is in the result only")

@@ -102,11 +102,12 @@ class ModelManager:
         A switch requested meanwhile (the top bar, POST /sdapi/v1/options) waits for the job.
         """
         with self.lock:
-            self._selected = self._active
+            outer = self._selected  # a job run inside a job (a script's process_images) keeps the outer's
+            self._selected = self._active if outer is None else outer
             try:
                 yield ModelSession(self)
             finally:
-                self._selected = None
+                self._selected = outer
 
     def load(self, query: str, vae: str = VAE_AUTOMATIC) -> ActiveModel:
         """Make ``query`` (title, name or hash) the active checkpoint, with ``vae`` applied."""
