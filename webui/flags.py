@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MAX_BODY_MB = 64
@@ -44,7 +45,14 @@ class CommandLine:
     api_auth: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] | None = None  # None: the machine's own names and addresses
     max_body_mb: int = DEFAULT_MAX_BODY_MB
+    disable_all_extensions: bool = False
+    disable_extra_extensions: bool = False
+    skip_install: bool = False
+    enable_insecure_extension_access: bool = False
     notes: tuple[str, ...] = ()  # accepted A1111 flags that change nothing here
+    # Flags that extensions' preload.py added (dest -> value); not hashed, so CommandLine stays hashable.
+    extension_flags: dict[str, Any] = field(default_factory=dict, hash=False)
+    preload_errors: tuple[tuple[str, str], ...] = ()  # (extension, one-line error)
 
     @property
     def host(self) -> str:
@@ -64,8 +72,6 @@ _REFUSED = {
     "--localhostrun": "--localhostrun is not supported: SD Studio opens no tunnels. Use --listen on your LAN.",
     "--disable-safe-unpickle": "--disable-safe-unpickle is refused: checkpoints are never unpickled with code "
                                "execution here. Convert the file to .safetensors from a trusted source.",
-    "--enable-insecure-extension-access": "--enable-insecure-extension-access is not supported: extension "
-                                         "installs are an admin action behind the login.",
 }
 # A1111 flags accepted as no-ops: (takes a value, what happens instead).
 _IGNORED = {
@@ -144,12 +150,53 @@ def build_parser() -> argparse.ArgumentParser:
     add("--allowed-hosts", default=None, metavar="HOST[,HOST]",
         help="host names the server answers to (default: its own names and addresses); * for any")
     add("--max-body-mb", type=int, default=DEFAULT_MAX_BODY_MB, help="largest request body, in MiB")
+    add("--disable-all-extensions", action="store_true", help="load no extension, built-in ones included")
+    add("--disable-extra-extensions", action="store_true", help="load only the built-in extensions")
+    add("--skip-install", action="store_true", help="never run extensions' install.py")
+    add("--enable-insecure-extension-access", action="store_true",
+        help="allow installing, updating and removing extensions (admins only) even when serving the LAN "
+             "with --listen; extensions run arbitrary code on this machine")
     return parser
+
+
+def _extension_config(data_dir: Path) -> tuple[list[str], str]:
+    """config.json's disabled_extensions and disable_all_extensions, read before settings exist."""
+    try:
+        config = json.loads((data_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [], "none"
+    if not isinstance(config, dict):
+        return [], "none"
+    disabled = config.get("disabled_extensions")
+    mode = config.get("disable_all_extensions")
+    return ([str(n) for n in disabled] if isinstance(disabled, list) else [],
+            mode if mode in ("none", "extra", "all") else "none")
+
+
+def _run_extension_preloads(parser: argparse.ArgumentParser, args: list[str]) -> dict[str, str]:
+    """Let enabled extensions add their flags (A1111's preload.py) before the full parse."""
+    from webui.plugins.extensions import discover
+    from webui.plugins.preload import run_preloads
+
+    # Only --data-dir and the disable flags matter here; --help waits for the full parse, which
+    # then lists the extensions' flags too.
+    known, _ = parser.parse_known_args([a for a in args if a not in ("-h", "--help")])
+    data_dir = Path(known.data_dir)
+    disabled, mode = _extension_config(data_dir)
+    if known.disable_all_extensions:
+        mode = "all"
+    elif known.disable_extra_extensions and mode != "all":
+        mode = "extra"
+    extensions = discover(data_dir / "extensions", disabled=disabled, disable_all=mode, read_git=False)
+    return run_preloads(extensions, parser)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
     args, notes = _screen_a1111_flags(list(sys.argv[1:] if argv is None else argv))
-    ns = build_parser().parse_args(args)
+    parser = build_parser()
+    ours = set(vars(parser.parse_args([])))
+    preload_errors = _run_extension_preloads(parser, args)
+    ns = parser.parse_args(args)  # unknown flags are still one sentence (_Parser.error)
     hosts = None if ns.allowed_hosts is None else tuple(h.strip() for h in ns.allowed_hosts.split(",") if h.strip())
     return CommandLine(
         listen=ns.listen, port=ns.port, api=True, data_dir=ns.data_dir.resolve(), models_dir=ns.models_dir,
@@ -159,6 +206,10 @@ def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
         ckpt=ns.ckpt, medvram=ns.medvram, lowvram=ns.lowvram, no_half=ns.no_half, device=ns.device,
         no_demo_model=ns.no_demo_model, gradio_auth=ns.gradio_auth, gradio_auth_path=ns.gradio_auth_path,
         api_auth=ns.api_auth, allowed_hosts=hosts, max_body_mb=max(1, ns.max_body_mb), notes=notes,
+        disable_all_extensions=ns.disable_all_extensions, disable_extra_extensions=ns.disable_extra_extensions,
+        skip_install=ns.skip_install, enable_insecure_extension_access=ns.enable_insecure_extension_access,
+        extension_flags={k: v for k, v in vars(ns).items() if k not in ours},
+        preload_errors=tuple(preload_errors.items()),
     )
 
 
@@ -207,6 +258,10 @@ class Paths:
             esrgan_dir=(cmd.esrgan_models_path or models / "ESRGAN").resolve(),
             output_roots=(data, *(Path(p).resolve() for p in cmd.output_dirs)),
         )
+
+    @property
+    def extensions_dir(self) -> Path:
+        return self.data_dir / "extensions"
 
     @property
     def config_file(self) -> Path:
