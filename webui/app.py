@@ -26,6 +26,10 @@ from webui.models.safe_load import CheckpointError
 from webui.models.startup import startup_candidates
 from webui.networks.catalog import NetworkCatalog
 from webui.outputs import remove_partial_files
+from webui.plugins.extensions import Extension, discover
+from webui.plugins.installer import ExtensionInstaller, InstallReport
+from webui.plugins.jobs import ScriptedJobs
+from webui.plugins.loader import Plugins, load_plugins
 from webui.request import GenerationRequest
 from webui.result import Result
 from webui.segment import Segmenter
@@ -92,8 +96,10 @@ class Studio:
             ram_cache=self.options.sd_checkpoint_cache,
         )
         self.engine = Engine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
+        self.plugins = self._load_extensions()
+        self.jobs = ScriptedJobs(self.engine, self.plugins.scripts, self.plugins.callbacks, self.plugins.problems)
         self.queue = JobQueue(
-            self.engine.run, store=JobStore(self.paths.data_dir / "jobs.sqlite"), codec=RequestCodec(),
+            self.jobs.run, store=JobStore(self.paths.data_dir / "jobs.sqlite"), codec=RequestCodec(),
             preview_every=self.options.show_progress_every_n_steps,
             max_per_owner=self.options.queue_max_per_user, max_total=self.options.queue_max_total,
         )
@@ -102,6 +108,39 @@ class Studio:
         self.sam_dir = self.paths.models_dir / "sam"
         self.load_error: str | None = None
         self._wire_options()
+
+    def _load_extensions(self) -> Plugins:
+        """Discover extensions (config.json and flags say which are on) and import their scripts."""
+        mode = str(self.options.get("disable_all_extensions") or "none")
+        if self.cmd.disable_all_extensions:
+            mode = "all"
+        elif self.cmd.disable_extra_extensions and mode == "none":
+            mode = "extra"
+        found = discover(self.paths.extensions_dir, disabled=self.options.get("disabled_extensions") or (),
+                         disable_all=mode)
+        installs = self._run_installs(found)
+        plugins = load_plugins(found, options=self.options, cmd=self.cmd)
+        for report in installs:  # an install.py that failed: its extension still loads, as in A1111
+            plugins.problems.record(report.name, "install.py", RuntimeError(f"{report.message}\n{report.output}"))
+        plugins.submit_and_wait = self.generate
+        plugins.studio = self
+        for name, error in self.cmd.preload_errors:
+            plugins.problems.record(name, "preload.py", RuntimeError(error))
+        return plugins
+
+    def _run_installs(self, extensions: list[Extension]) -> list[InstallReport]:
+        """install.py of extensions installed, updated or with new requirements since it last ran."""
+        installer = ExtensionInstaller(self.paths.extensions_dir, self.paths.data_dir / "extensions_state.json",
+                                       skip_install=self.cmd.skip_install)
+        failed = []
+        for ext in extensions:
+            if ext.enabled and not ext.builtin:
+                report = installer.run_install_if_needed(ext)
+                if report is not None:
+                    log.info("extension %s: install.py: %s", ext.name, report.message)
+                    if not report.ok:
+                        failed.append(report)
+        return failed
 
     def _wire_options(self) -> None:
         opts = self.options
@@ -126,6 +165,7 @@ class Studio:
         model = self.manager.load(title, self.options.sd_vae)
         self.load_error = None
         log.info("checkpoint %s loaded", model.file.title)
+        self.plugins.callbacks.call("model_loaded", model)  # the manager's lock is released by now
 
     def start(self) -> None:
         self._clean_outputs()
@@ -153,6 +193,7 @@ class Studio:
 
     def stop(self) -> None:
         self.queue.stop(timeout=10)
+        self.plugins.shutdown()
 
     def load_initial_model(self) -> None:
         """--ckpt, else the saved choice, else the best candidate that loads (see startup.py)."""
@@ -167,8 +208,10 @@ class Studio:
                 self.load_error = str(e)
                 log.error("could not load %s: %s", title, e)
                 continue
-            self.options.update({"sd_model_checkpoint": model.file.title})
+            changed = self.options.update({"sd_model_checkpoint": model.file.title})
             self.load_error = None
+            if not changed:  # otherwise the option's listener (_switch) has told the extensions
+                self.plugins.callbacks.call("model_loaded", model)
             return
         log.warning("no checkpoint could be loaded; generation is unavailable until one is added")
 
@@ -211,6 +254,7 @@ class Studio:
         """Queue a job for ``owner``: LimitExceeded past a work limit, QueueFull past a queue cap."""
         work_limits = limits.Limits.from_options(self.options.snapshot())
         limits.check(request, work_limits)
+        self.jobs.script_set(request).check(request)  # ScriptArgsError: a script not there (a 422)
         if request.styles:
             limits.check_styled(request, self.styles, work_limits)
         return self.queue.submit(request, owner=owner)

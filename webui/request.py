@@ -17,6 +17,13 @@ from pydantic import (
 from webui import samplers, upscalers
 from webui.prompts.parser import extract_extra_networks
 from webui.request_img2img import Img2ImgInput
+from webui.request_scripts import (
+    MAX_ALWAYSON,
+    MAX_SCRIPT_ARGS,
+    AlwaysOnArgs,
+    ScriptValue,
+    check_stored_images,
+)
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 150
@@ -92,9 +99,24 @@ class GenerationRequest(BaseModel):
     refiner_switch_at: float = Field(0.8, ge=0.0, le=1.0)
     # img2img (inpaint, outpaint): set when the job starts from images; denoising_strength is its strength.
     img2img: Img2ImgInput | None = None
+    # Scripts (A1111's names): a selectable script with its args, and always-on scripts' args by title.
+    script_name: Annotated[str, capped(MAX_STYLE_NAME_CHARS)] | None = None
+    script_args: list[ScriptValue] = Field(default_factory=list, max_length=MAX_SCRIPT_ARGS)
+    alwayson_scripts: dict[Annotated[str, capped(MAX_STYLE_NAME_CHARS)], AlwaysOnArgs] = Field(
+        default_factory=dict, max_length=MAX_ALWAYSON)
     override_settings: dict[str, Any] = Field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     notes: list[str] = Field(default_factory=list, description="front-end notes carried into the result info")
+
+    @field_validator("script_name")
+    @classmethod
+    def _no_script(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip() in ("", "None") else value
+
+    @field_validator("script_args", "alwayson_scripts", mode="before")
+    @classmethod
+    def _few_stored_images(cls, value: Any) -> Any:
+        return check_stored_images(value)
 
     @field_validator("cfg_scale", "subseed_strength", "eta", "hr_scale", "denoising_strength", "refiner_switch_at")
     @classmethod

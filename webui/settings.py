@@ -27,7 +27,11 @@ class OptionInfo:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    hidden: bool = False  # set elsewhere (the Extensions tab), not shown in the Settings tab
 
+
+# The example extension ships in extensions/ switched off: an artist turns it on in the Extensions tab.
+EXAMPLE_EXTENSION = "sd-studio-example"
 
 OPTIONS: dict[str, OptionInfo] = {
     "sd_model_checkpoint": OptionInfo("", "Stable Diffusion checkpoint", "Stable Diffusion", str),
@@ -94,6 +98,10 @@ OPTIONS: dict[str, OptionInfo] = {
     "txt2img_default_cfg": OptionInfo(7.0, "Default CFG scale in the UI", "Defaults", float, minimum=1.0, maximum=30.0),
     "txt2img_default_width": OptionInfo(512, "Default width in the UI", "Defaults", int, minimum=64, maximum=2048),
     "txt2img_default_height": OptionInfo(512, "Default height in the UI", "Defaults", int, minimum=64, maximum=2048),
+    "disabled_extensions": OptionInfo([EXAMPLE_EXTENSION], "Extensions switched off (from the next restart)",
+                                      "Extensions", list, hidden=True),
+    "disable_all_extensions": OptionInfo("none", "Switch off all extensions (extra: all but the built-in ones)",
+                                         "Extensions", str, choices=("none", "extra", "all"), hidden=True),
 }
 
 
@@ -154,6 +162,8 @@ class Options:
         self._save_lock = threading.Lock()  # one writer of config.json at a time
         self._values: dict[str, Any] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
+        self._registered: dict[str, OptionInfo] = {}  # extensions' options (add_option)
+        self._unclaimed: dict[str, Any] = {}  # saved values of options no loaded extension declares (yet)
         self._load()
 
     def _load(self) -> None:
@@ -166,10 +176,38 @@ class Options:
             self._path.replace(self._path.with_suffix(".json.bak"))
             return
         for key, value in stored.items():
+            if key not in OPTIONS and key not in A1111_DEFAULTS:
+                self._unclaimed[key] = value  # an extension's: validated when it registers, kept meanwhile
+                continue
             try:
                 self._values[key] = self._validate(key, value)
             except OptionError as e:  # an old or hand-edited file: the default instead, and say so
                 log.warning("config.json: %s; using the default", e)
+
+    def register(self, key: str, info: OptionInfo) -> None:
+        """Declare an extension's option; a value saved for it before is kept when it is valid."""
+        if key in OPTIONS:
+            raise OptionError(f"option {key!r} is SD Studio's own; an extension cannot redeclare it")
+        with self._lock:
+            self._registered[key] = info
+            saved = self._unclaimed.pop(key, None)
+        if saved is not None:
+            try:
+                value = self._validate(key, saved)
+            except OptionError as e:
+                log.warning("config.json: %s; using the default", e)
+                return
+            with self._lock:
+                self._values[key] = value
+
+    def infos(self) -> dict[str, OptionInfo]:
+        """Every option with a declaration: ours, then the extensions' (in the order they were added)."""
+        with self._lock:
+            return {**OPTIONS, **self._registered}
+
+    def _info(self, key: str) -> OptionInfo | None:
+        with self._lock:
+            return OPTIONS.get(key) or self._registered.get(key)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -180,8 +218,9 @@ class Options:
         with self._lock:
             if key in self._values:
                 return self._values[key]
-        if key in OPTIONS:
-            return OPTIONS[key].default
+        info = self._info(key)
+        if info is not None:
+            return info.default
         if key in A1111_DEFAULTS:
             return A1111_DEFAULTS[key]
         raise AttributeError(f"unknown option {key!r}")
@@ -189,7 +228,8 @@ class Options:
     def as_dict(self) -> dict[str, Any]:
         """Every option: A1111's (with its defaults), ours, as set."""
         with self._lock:
-            return {**A1111_DEFAULTS, **{k: i.default for k, i in OPTIONS.items()}, **self._values}
+            declared = {**OPTIONS, **self._registered}
+            return {**A1111_DEFAULTS, **{k: i.default for k, i in declared.items()}, **self._values}
 
     def on_change(self, key: str, listener: Callable[[Any], None]) -> None:
         with self._lock:
@@ -246,7 +286,7 @@ class Options:
             return None
 
     def _validate(self, key: str, value: Any) -> Any:
-        info = OPTIONS.get(key)
+        info = self._info(key)
         if info is None:
             return validate_a1111_option(key, value)
         try:
@@ -286,7 +326,8 @@ class Options:
         """Write config.json atomically (the values plus ``pending``); OptionSaveError on failure."""
         with self._save_lock:
             with self._lock:
-                text = json.dumps({**self._values, **(pending or {})}, indent=2, sort_keys=True, allow_nan=False)
+                text = json.dumps({**self._unclaimed, **self._values, **(pending or {})}, indent=2, sort_keys=True,
+                                  allow_nan=False)
             tmp = self._path.with_suffix(".json.tmp")
             try:
                 self._path.parent.mkdir(parents=True, exist_ok=True)

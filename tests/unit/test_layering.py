@@ -40,7 +40,7 @@ def test_the_engine_knows_no_ui_http_or_plugins():
                                 "webui.app", "webui.server")) == {}
 
 
-@pytest.mark.parametrize("package", ["engine", "api", "ui", "prompts", "networks"])
+@pytest.mark.parametrize("package", ["engine", "api", "ui", "prompts", "networks", "plugins", "compat"])
 def test_no_module_is_a_monolith(package):
     sizes = {str(p.relative_to(WEBUI)): len(p.read_text(encoding="utf-8").splitlines())
              for p in (WEBUI / package).rglob("*.py")}

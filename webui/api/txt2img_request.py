@@ -1,8 +1,9 @@
 """An A1111 txt2img body → GenerationRequest: defaults, infotext, overrides, checks, notes.
 
 Where we differ from A1111 on purpose (see docs/api.md): a bad sampler, size, checkpoint or
-number is a 422 naming the field, and features we do not have yet (face restoration, scripts,
-k-diffusion churn controls...) are accepted and reported in ``info["notes"]``.
+number is a 422 naming the field, and features we do not have yet (face restoration,
+k-diffusion churn controls...) are accepted and reported in ``info["notes"]``. Scripts are
+checked against the loaded extensions (an unknown title is a 422).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from webui.api.common import field_error, plain, validation_errors
 from webui.api.models import A1111_DEFAULT_SAMPLER, Txt2ImgApiRequest
 from webui.app import Studio
 from webui.auth.users import User
+from webui.plugins.script_set import ScriptArgsError
 from webui.request import GenerationRequest
 from webui.request_img2img import Img2ImgInput
 
@@ -108,6 +110,9 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User 
         "clip_skip": override.get("CLIP_stop_at_last_layers"),
         "notes": notes,
         "img2img": img2img,
+        "script_name": fields["script_name"],
+        "script_args": list(fields["script_args"] or []),
+        "alwayson_scripts": dict(fields["alwayson_scripts"] or {}),
     }
     keep = fields["override_settings_restore_afterwards"] is False
     if keep and override and user is not None and not user.is_admin:
@@ -124,6 +129,10 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User 
         request = GenerationRequest(**kwargs)
     except ValidationError as e:
         raise RequestValidationError(validation_errors(e)) from None
+    try:  # a script that is not there, or named the wrong way: a 422 before anything is queued
+        studio.jobs.script_set(request).check(request)
+    except ScriptArgsError as e:
+        raise RequestValidationError([{"type": "value_error", "loc": ["body", e.field], "msg": str(e)}]) from None
     for name in ("width", "height"):
         asked = kwargs.get(name)
         if asked is not None and getattr(request, name) != asked:
@@ -221,10 +230,6 @@ def _ignored_feature_notes(req: Txt2ImgApiRequest, fields: dict[str, Any]) -> li
         notes.append("firstpass_image ignored: hires fix always renders its own first pass")
     if fields["restore_faces"]:
         notes.append("face restoration is not available yet: restore_faces ignored")
-    if fields["script_name"]:
-        notes.append(f"scripts are not available yet: script_name {fields['script_name']!r} and its script_args ignored")
-    if fields["alwayson_scripts"]:
-        notes.append(f"always-on scripts are not available yet: {', '.join(map(str, fields['alwayson_scripts']))} ignored")
     sigma = [f"{k}={fields[k]}" for k, neutral in _SIGMA_DEFAULTS.items()
              if fields[k] is not None and fields[k] != neutral and not (k == "s_tmax" and math.isinf(fields[k]))]
     if sigma:

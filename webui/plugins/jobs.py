@@ -1,0 +1,160 @@
+"""Jobs with scripts: the queue's work function when extensions are loaded.
+
+    request → p (Processing) → always-on setup → the selected script's run(p, ...) or
+    process_images(p) → Processed → the job's Result
+
+``process_images(p)`` inside a job runs the engine right here, on the job's thread, as often as
+the script calls it (each call's images are numbered after the previous ones, so a job re-run
+after a crash does not mistake them for each other). Called outside a job (an extension's route
+or tab), it queues a job and waits for it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from webui.engine.plan import JobAdditions, styled_prompts
+from webui.engine.progress import JobControl, NoControl
+from webui.plugins import context
+from webui.plugins.loop_hooks import ScriptLoopHooks
+from webui.plugins.problems import Problems
+from webui.plugins.processing import Processed, Processing
+from webui.request import GenerationRequest
+from webui.result import Result
+
+if TYPE_CHECKING:
+    from webui.engine.runner import Engine
+    from webui.plugins.callbacks import CallbackRegistry
+    from webui.plugins.script_set import ScriptSet
+
+
+class ScriptFailed(RuntimeError):
+    """The selected script's ``run`` raised: the job fails with the script's name and error."""
+
+
+class ScriptedJobs:
+    """Runs requests through the scripts of their tab, then the engine."""
+
+    def __init__(self, engine: Engine, scripts: dict[str, ScriptSet], registry: CallbackRegistry, problems: Problems):
+        self.engine = engine
+        self.scripts = scripts  # "txt2img" / "img2img"
+        self.registry = registry
+        self.problems = problems
+
+    def script_set(self, request: GenerationRequest) -> ScriptSet:
+        return self.scripts["img2img" if request.img2img is not None else "txt2img"]
+
+    def run(self, request: GenerationRequest, ctx: JobControl | None = None) -> Result:
+        scripts = self.script_set(request)
+        if not request.script_name and not scripts.has_hooks() and not self._loop_callbacks():
+            return self.engine.run(request, ctx)  # nothing to call: the engine alone
+        job = ScriptedJob(self, ctx or NoControl())
+        selected, args = scripts.job_args(request)
+        owner = getattr(getattr(ctx, "job", None), "owner", None)
+        p = Processing.from_request(request, user=owner)
+        p.scripts, p.script_args = scripts, args
+        with context.running(job):
+            job.notes += scripts.call("setup", p, failed=job.failed)
+            processed = None
+            if selected is not None:
+                try:
+                    processed = selected.run(p, *args[selected.args_from:selected.args_to])
+                except Exception as e:
+                    problem = self.problems.record(selected.extension, f"run of {scripts.title_of(selected)}", e)
+                    raise ScriptFailed(f"script {scripts.title_of(selected)} ({problem.extension}) failed: "
+                                       f"{problem.message}") from e
+            if processed is None:
+                processed = job.process_images(p)
+        for key in scripts.hook_keys():
+            self.problems.job_outcome(key, key in job.failed)
+        return processed.to_result(job.notes)
+
+    def _loop_callbacks(self) -> bool:
+        kinds = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "before_image_saved", "image_saved")
+        return any(self.registry.has(kind) for kind in kinds)
+
+
+class ScriptedJob:
+    """One job's scripted run: its control, the images made so far, the notes for its info."""
+
+    def __init__(self, jobs: ScriptedJobs, control: JobControl):
+        self.jobs = jobs
+        self.control = control
+        self.made = 0  # images the engine made in this job so far
+        self.notes: list[str] = []
+        self.failed: set[str] = set()
+
+    def process_images(self, p: Processing) -> Processed:
+        """A1111's ``process_images`` for a p of this job (or one a script made)."""
+        scripts = p.scripts
+        if scripts is not None:
+            self.notes += scripts.call("before_process", p, failed=self.failed)
+        request = p.to_request()
+        _set_prompts_and_seeds(p, request, self.jobs.engine)
+        if scripts is not None:
+            self.notes += scripts.call("process", p, failed=self.failed)
+        request = p.to_request()  # process may have changed p's settings too
+        hooks = ScriptLoopHooks(p, scripts, self.jobs.registry, self.notes, self.failed)
+        native: list[Any] = []
+        if scripts is not None:
+            native, notes = scripts.loop_callbacks(p, self.failed)
+            self.notes += notes
+        additions = JobAdditions(
+            callbacks=(hooks, *native),
+            prompts=tuple(str(t) for t in p.all_prompts or ()), negative_prompts=tuple(str(t) for t in p.all_negative_prompts or ()),
+            seeds=tuple(int(s) for s in p.all_seeds or ()), subseeds=tuple(int(s) for s in p.all_subseeds or ()),
+            extra_params={str(k): v for k, v in p.extra_generation_params.items() if v is not None},
+        )
+        result = self.jobs.engine.run(request, _Numbered(self.control, self.made), additions)
+        self.made += len(result.images)
+        processed = Processed.from_result(p, result)
+        if scripts is not None:
+            self.notes += scripts.call("postprocess", p, processed, failed=self.failed)
+        return processed
+
+
+def _set_prompts_and_seeds(p: Processing, request: GenerationRequest, engine: Engine) -> None:
+    """``all_prompts`` (styles applied) and ``all_seeds`` from p, as A1111 sets them at each
+    process_images; scripts rewrite them in ``process``."""
+    count = request.image_count
+    prompt, negative = styled_prompts(request, engine.options.snapshot(), engine.styles)
+    p.all_prompts = [prompt] * count
+    p.all_negative_prompts = [negative] * count
+    first = request.seed if request.seed >= 0 else random.randrange(2**32 - 1)
+    p.all_seeds = [first + i for i in range(count)]
+    first = request.subseed if request.subseed >= 0 else random.randrange(2**32 - 1)
+    p.all_subseeds = [first + i for i in range(count)]
+    p.seed, p.subseed = p.all_seeds[0], p.all_subseeds[0]
+
+
+class _Numbered:
+    """A job's control for one engine run inside it: its images numbered after ``offset``."""
+
+    def __init__(self, control: JobControl, offset: int):
+        self._control = control
+        self._offset = offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._control, name)
+
+    def saved_image(self, index: int) -> dict | None:
+        return self._control.saved_image(self._offset + index)
+
+    def image_tag(self, index: int) -> dict[str, str] | None:
+        return self._control.image_tag(self._offset + index)
+
+    def image_starting(self, index: int, folder: str) -> None:
+        self._control.image_starting(self._offset + index, folder)
+
+    def record_image(self, index: int, path: str | None, record: dict) -> None:
+        self._control.record_image(self._offset + index, path, record)
+
+
+def process_images(p: Processing) -> Processed:
+    """Run ``p``: inline inside a job, otherwise as a new job through the queue (waiting for it)."""
+    job = context.current_job()
+    if job is not None:
+        return job.process_images(p)
+    result = context.plugins().submit_and_wait(p.to_request(), owner=p.user)
+    return Processed.from_result(p, result)
