@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from webui import restart
     from webui.app import DataDirError, Studio
     from webui.auth.users import UserError
     from webui.server import create_app
@@ -91,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(studio)
     print(f"Running on http://{cmd.host}:{cmd.port}", flush=True)
     # Open Gradio event streams would otherwise hold a shutdown for many seconds.
-    uvicorn.run(app, host=cmd.host, port=cmd.port, log_level="warning", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(uvicorn.Config(app, host=cmd.host, port=cmd.port, log_level="warning",
+                                           timeout_graceful_shutdown=3))
+    restart.install(lambda: setattr(server, "should_exit", True))  # "Apply and restart UI"
+    server.run()
+    if restart.requested():  # uvicorn is down and the queue stopped (lifespan): start afresh
+        print("Restarting…", flush=True)
+        restart.exec_again(argv)
     return 0
 
 

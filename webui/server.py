@@ -35,8 +35,10 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     app.state.studio = studio
     _install_error_handlers(app)
 
+    from webui.api.extensions_api import extensions_router
     from webui.api.jobs_api import jobs_router
     from webui.api.login import login_router
+    from webui.api.scripts_api import scripts_router
     from webui.api.sdapi import sdapi_router
     from webui.api.segment_api import segment_router
 
@@ -44,14 +46,21 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     app.include_router(sdapi_router(studio))
     app.include_router(jobs_router(studio))
     app.include_router(segment_router(studio))
+    app.include_router(scripts_router(studio))
+    app.include_router(extensions_router(studio))
+    demo = None
     if with_ui:
-        import gradio as gr
-
         from webui.ui import build_ui
         from webui.ui.extra_networks import preview_router
 
         app.include_router(preview_router(studio))
         demo, launch_kwargs = build_ui(studio)
+    # Extensions add their routes here, before the UI takes "/" (a route added after it is never reached);
+    # the guard below covers them as every other route.
+    studio.plugins.callbacks.call("app_started", demo, app)
+    if demo is not None:
+        import gradio as gr
+
         app = gr.mount_gradio_app(app, demo, path="/", **launch_kwargs)
     hosts = None if studio.cmd.allowed_hosts == ("*",) else allowed_hosts(studio.cmd)
     return Guard(app, auth=studio.auth, allowed_hosts=hosts, max_body_bytes=studio.cmd.max_body_mb * 2**20)

@@ -111,16 +111,29 @@ class ExtensionInstaller:
         except OSError as e:
             return 127, f"git could not be run: {e}"
 
+    def install_problem(self, url: str, name: str | None = None, branch: str | None = None
+                        ) -> tuple[str, str] | None:
+        """Why ``install(url, name, branch)`` would be refused before cloning, or None:
+        ("invalid", message) for a bad URL, name or branch; ("exists", message) for a taken name."""
+        url = (url or "").strip()
+        problem = self._url_problem(url)
+        name = name if name is not None else (default_name(url) if not problem else "")
+        problem = problem or _name_problem(name)
+        if problem is None and branch is not None and (
+                not branch.strip() or branch.startswith("-") or any(c.isspace() for c in branch)):
+            problem = f"{branch!r} is not an acceptable branch name"
+        if problem:
+            return "invalid", problem
+        clash = self._clash(name)
+        return ("exists", clash) if clash else None
+
     def install(self, url: str, name: str | None = None, branch: str | None = None) -> InstallReport:
         """Clone ``url`` into the user folder (through a temporary folder), then run its install.py."""
         url = (url or "").strip()
         name = default_name(url) if name is None else name
-        label = name or url
-        problem = self._url_problem(url) or _name_problem(name) or self._clash(name)
-        if branch is not None and (not branch.strip() or branch.startswith("-") or any(c.isspace() for c in branch)):
-            problem = problem or f"{branch!r} is not an acceptable branch name"
-        if problem:
-            return InstallReport(label, False, problem)
+        refused = self.install_problem(url, name, branch)
+        if refused:
+            return InstallReport(name or url, False, refused[1])
         local = not _REMOTE.match(url)
         try:
             self.user_dir.mkdir(parents=True, exist_ok=True)
