@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import build_studio
+from tests.conftest import build_studio, copy_checkpoint
 from webui.plugins import context
 from webui.request import GenerationRequest
 
@@ -221,3 +221,44 @@ def test_failing_hook_is_noted_then_switched_off(tmp_path, make_studio):
         assert any("broken-process" in n and "process of Broken process" in n for n in notes)
     assert any("Broken process" in key for key in studio.plugins.problems.switched_off)
     assert job() == []
+
+
+RACE = '''
+import threading
+import time
+
+from webui.plugins import context
+from webui.plugins.api import Script, process_images
+
+
+class Race(Script):
+    """Asks for a model switch between its two process_images calls, as a second client would."""
+
+    def title(self):
+        return "Race"
+
+    def run(self, p):
+        first = process_images(p)
+        studio = context.plugins().studio
+        other = next(f.title for f in studio.catalog.checkpoints if f.path != studio.manager.selected.file.path)
+        self.switch = threading.Thread(target=studio.options.update, args=({"sd_model_checkpoint": other},))
+        self.switch.start()
+        time.sleep(1.0)  # time for the switch to take the model, were it free
+        second = process_images(p)
+        first.images += second.images
+        first.infotexts += second.infotexts
+        return first
+'''
+
+
+def test_a_model_switch_waits_for_the_whole_scripted_job(tmp_path, make_studio, checkpoint_store):
+    (tmp_path / "extensions" / "race" / "scripts").mkdir(parents=True)
+    (tmp_path / "extensions" / "race" / "scripts" / "race.py").write_text(RACE)
+    copy_checkpoint(checkpoint_store("sd15", seed=1), tmp_path / "models" / "Stable-diffusion", "other.safetensors")
+    studio = make_studio()
+    started_with = studio.manager.selected.file.model_name
+    result = studio.generate(GenerationRequest(**SMALL, save_images=False, script_name="Race"))
+    assert [text.split("Model: ")[1].split(",")[0] for text in result.infotexts] == [started_with] * 2
+    script = studio.plugins.scripts["txt2img"].find("race")
+    script.switch.join(timeout=60)
+    assert studio.manager.selected.file.model_name != started_with  # the switch happened, after the job

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,34 @@ def test_extension_routes_and_settings_work(server):
     finally:
         server.post("/sdapi/v1/options", json={"native_style_color": "teal"})
     assert server.alive()
+
+
+def test_a_scripted_job_stops_on_interrupt_and_cancel_from_a_second_client(server):
+    """While "Run twice" runs: an interrupt from a second client ends it with what it made (the
+    second process_images stops at once), and a queued one is cancelled."""
+    slow = {**SMALL, "steps": 30, "width": 128, "height": 128, "script_name": "run twice"}
+    job = server.post("/api/v1/jobs", json=slow).json()["id"]
+    queued = server.post("/api/v1/jobs", json=slow).json()["id"]
+    with server.as_user("second", "client") as second:  # logins are off: any client is someone else
+        wait_running(second, job)
+        assert second.delete(f"/api/v1/jobs/{queued}").status_code == 200
+        assert second.post("/sdapi/v1/interrupt").status_code == 200
+        interrupted = wait_done(second, job)
+        assert interrupted["state"] == "done" and interrupted["interrupted"]
+        assert second.get(f"/api/v1/jobs/{queued}").json()["state"] == "cancelled"
+    assert server.post("/sdapi/v1/txt2img", json=SMALL).status_code == 200  # the queue goes on
+
+
+def wait_running(client, job_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/v1/jobs/{job_id}").json()["state"] != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+
+
+def wait_done(client, job_id: str) -> dict:
+    deadline = time.monotonic() + 300
+    while (state := client.get(f"/api/v1/jobs/{job_id}").json())["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.1)
+    return state

@@ -54,7 +54,10 @@ class ScriptedJobs:
         owner = getattr(getattr(ctx, "job", None), "owner", None)
         p = Processing.from_request(request, user=owner)
         p.scripts, p.script_args = scripts, args
-        with context.running(job):
+        p.outpath_samples, p.outpath_grids = self._output_folders(scripts.tab)
+        # The model lock for the whole job: a switch asked for meanwhile waits, so every
+        # process_images of a script runs on the model the job started with.
+        with self.engine.manager.session(), context.running(job):
             job.notes += scripts.call("setup", p, failed=job.failed)
             processed = None
             if selected is not None:
@@ -69,6 +72,17 @@ class ScriptedJobs:
         for key in scripts.hook_keys():
             self.problems.job_outcome(key, key in job.failed)
         return processed.to_result(job.notes)
+
+    def _output_folders(self, tab: str) -> tuple[str | None, str | None]:
+        """Where this tab's images and grids go (A1111's ``p.outpath_samples`` / ``outpath_grids``)."""
+        paths, options = self.engine.paths, self.engine.options
+        if paths is None:
+            return None, None
+        try:
+            return (str(paths.outputs(options.get(f"outdir_{tab}_samples"))),
+                    str(paths.outputs(options.get(f"outdir_{tab}_grids"))))
+        except ValueError:  # a folder outside the allowed roots: the engine reports it when saving
+            return None, None
 
     def _loop_callbacks(self) -> bool:
         kinds = ("cfg_denoiser", "cfg_denoised", "cfg_after_cfg", "before_image_saved", "image_saved")

@@ -47,7 +47,7 @@ def reference() -> str:
     out = ["### Script methods", "", "| method | when / what |", "|---|---|"]
     for name in ("title", "show", "ui", "run", "setup", "before_process", "process", "before_process_batch",
                  "process_batch", "postprocess_batch", "postprocess_batch_list", "postprocess_image",
-                 "postprocess"):
+                 "postprocess", "loop_callbacks"):
         method = getattr(Script, name)
         out.append(f"| `{name}{_signature(method)}` | {_first_paragraph(method)} |")
     out += ["", "### Callbacks (`webui.plugins.api.on_*`, A1111's `script_callbacks.on_*`)", "",
