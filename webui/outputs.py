@@ -57,20 +57,28 @@ def save_png(image: Image.Image, folder: Path, stem_suffix: str, infotext: str |
     ``name``: save as ``<name>.png`` instead (img2img batch keeps the input's name), ``<name>-<n>.png``
     when that exists.
     """
+    return write_atomically(folder, stem_suffix, "png", lambda path: _png_bytes_to(path, image, infotext, extra_text),
+                            prefix=prefix, name=name)
+
+
+def write_atomically(folder: Path, stem_suffix: str, extension: str, write: Callable[[Path], None], *,
+                     prefix: str = "", name: str | None = None) -> Path:
+    """``write(temporary path)`` (which must flush and fsync), then link it under the first free
+    ``<prefix><number:05>-<stem_suffix>.<extension>`` (or ``<name>[-n].<extension>``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=".tmp", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _png_bytes_to(tmp, image, infotext, extra_text)
+        write(tmp)
         with _lock:
             number = _next_number(folder, prefix) if name is None else 0
             while True:
                 if name is not None:
-                    final = folder / (f"{name}.png" if number == 0 else f"{name}-{number}.png")
+                    final = folder / (f"{name}.{extension}" if number == 0 else f"{name}-{number}.{extension}")
                 else:
-                    final = folder / f"{prefix}{number:05d}-{stem_suffix}.png"
+                    final = folder / f"{prefix}{number:05d}-{stem_suffix}.{extension}"
                 try:
                     os.link(tmp, final)
                     return final

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,44 +47,23 @@ def _plain_name(what: str, text: str | None) -> None:
         raise ValueError(f"save_image: {what} {text!r} must be a plain file name, not a path")
 
 
-def _next_number(folder: Path, prefix: str) -> int:
-    numbered = re.compile(re.escape(prefix) + r"(\d+)-")
-    found = [int(m.group(1)) for entry in os.scandir(folder) if (m := numbered.match(entry.name))]
-    return max(found, default=-1) + 1
-
-
 def _exif_available() -> bool:
     return importlib.util.find_spec("piexif") is not None
 
 
 def _write_other(image: Image.Image, folder: Path, stem: str, prefix: str, fmt: str, ext: str, info: str | None,
                  forced: str | None) -> Path:
-    """JPEG / WEBP, written as save_png writes PNGs: a temporary file linked to the first free name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=outputs.PARTIAL_PREFIX, suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with tmp.open("wb") as f:
+    """JPEG / WEBP, written atomically as save_png writes PNGs."""
+    def write(path: Path) -> None:
+        with path.open("wb") as f:
             if _exif_available():
                 _infotext.save_with_infotext(image, f, fmt, info)
             else:  # no piexif: the picture without its infotext
                 (image.convert("RGB") if fmt == "JPEG" else image).save(f, format=fmt)
             f.flush()
             os.fsync(f.fileno())
-        number = 0 if forced else _next_number(folder, prefix)
-        while True:
-            if forced:  # as save_png's name=: "<name>.<ext>", then "<name>-1.<ext>"...
-                final = folder / (f"{forced}.{ext}" if number == 0 else f"{forced}-{number}.{ext}")
-            else:
-                final = folder / f"{prefix}{number:05d}-{stem}.{ext}"
-            try:
-                os.link(tmp, final)
-                return final
-            except FileExistsError:
-                number += 1
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    return outputs.write_atomically(folder, stem, ext, write, prefix=prefix, name=forced)
 
 
 def save_image(image: Image.Image, path: str | None, basename: str, seed: int | None = None,
