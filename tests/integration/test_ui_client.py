@@ -79,7 +79,7 @@ def test_txt2img_batch_shows_grid_first(client: Client) -> None:
 
 def _settings_values(live_server, **changes) -> list:
     current = {**live_server.get("/sdapi/v1/options").json(), **changes}
-    return [current[key] for key in OPTIONS]
+    return [current[key] for key, info in OPTIONS.items() if not info.hidden]  # one control per shown option
 
 
 @pytest.mark.usefixtures("restore_options")

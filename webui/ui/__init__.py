@@ -2,7 +2,8 @@
 
 UI modules build GenerationRequests and show results; they never generate. ``build_ui`` returns
 the Blocks and the keyword arguments for ``gr.mount_gradio_app`` (Gradio 6 takes theme/css there,
-not in ``Blocks()``).
+not in ``Blocks()``); ``head`` carries the extensions' page scripts (webui/ui/extension_assets.py).
+Extensions' own tabs (``on_ui_tabs``) come between img2img and Settings, as in A1111.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ import html
 import logging
 import platform
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
-from webui.ui import extra_networks, styles_ui, token_counter
+from webui.ui import (
+    extension_assets,
+    extensions_tab,
+    extra_networks,
+    styles_ui,
+    token_counter,
+)
+from webui.ui.extensions_tab import build_extensions_tab
 from webui.ui.extra_networks import ExtraNetworksPanel
 from webui.ui.generation_panel import GenerationTab
 from webui.ui.img2img import Img2ImgTab, build_img2img_tab
@@ -55,7 +63,7 @@ CSS = """
   opacity: 0.85; }
 #footer_row > * { flex: 0 1 auto !important; min-width: 0 !important; width: auto !important; }
 .sd-versions { text-align: center; }
-""" + token_counter.CSS + styles_ui.CSS + extra_networks.CSS
+""" + token_counter.CSS + styles_ui.CSS + extra_networks.CSS + extensions_tab.CSS
 
 
 log = logging.getLogger(__name__)
@@ -175,18 +183,77 @@ def _footer(studio: StudioView) -> None:
                 elem_id="footer_no_auth_warning")
 
 
+# Tab ids of our own: an extension tab may not take one.
+OWN_TABS = ("txt2img", "img2img", "settings", "extensions")
+
+
+class ExtensionTab(NamedTuple):
+    extension: str | None
+    blocks: gr.Blocks
+    title: str
+    elem_id: str
+
+
+def extension_tabs(studio: StudioView) -> list[ExtensionTab]:
+    """The extensions' ``on_ui_tabs`` tabs as (blocks, title, id); anything else is a recorded problem.
+
+    Called before the page's Blocks is entered: an extension builds its tab in a Blocks of its
+    own (A1111 does the same), which is then rendered inside a tab of the page.
+    """
+    plugins = getattr(studio, "plugins", None)
+    if plugins is None:
+        return []
+    tabs: list[ExtensionTab] = []
+    taken = set(OWN_TABS)
+    for extension, returned in plugins.callbacks.call("ui_tabs"):
+        if returned is None:  # no tab this time
+            continue
+        for item in returned if isinstance(returned, (list, tuple)) else [returned]:
+            if not (isinstance(item, (list, tuple)) and len(item) == 3 and isinstance(item[0], gr.Blocks)
+                    and isinstance(item[1], str) and isinstance(item[2], str) and item[2]):
+                plugins.problems.record(extension, "on_ui_tabs", TypeError(
+                    f"expected a list of (gr.Blocks, title, elem_id), got {_short(item)}; this tab is not shown"))
+                continue
+            if item[2] in taken:
+                plugins.problems.record(extension, "on_ui_tabs", ValueError(
+                    f"tab id {item[2]!r} is taken; the tab {item[1]!r} is not shown"))
+                continue
+            taken.add(item[2])
+            tabs.append(ExtensionTab(extension, item[0], item[1], item[2]))
+    return tabs
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _render_extension_tab(studio: StudioView, tab: ExtensionTab) -> None:
+    with gr.Tab(tab.title, id=tab.elem_id, elem_id=f"tab_{tab.elem_id}"):
+        try:
+            tab.blocks.render()
+        except Exception as e:  # a tab Gradio cannot render: this tab says so, the page is built
+            studio.plugins.problems.record(tab.extension, f"rendering the tab {tab.title!r}", e)
+            gr.Markdown(f"This extension tab could not be shown: {type(e).__name__}: {e}")
+
+
 def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
     served = ServedFiles()
+    added_tabs = extension_tabs(studio)
     with gr.Blocks(title="Stable Diffusion", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as demo:
         demo.served_files = served  # type: ignore[attr-defined]  # for wire_panel (Open folder, Save, Zip)
         checkpoint, refresh, notice = _build_top_bar(studio)
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("txt2img", id="txt2img"):
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 txt2img = build_txt2img_tab(studio, demo, served, checkpoint)
-            with gr.Tab("img2img", id="img2img"):
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = build_img2img_tab(studio, demo, served, checkpoint)
-            with gr.Tab("Settings", id="settings") as settings_tab:
+            for added in added_tabs:
+                _render_extension_tab(studio, added)
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 settings = build_settings_tab(studio, demo, settings_tab)
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):  # after Settings, as A1111
+                build_extensions_tab(studio, demo)
         _wire_between_tabs(tabs, txt2img, img2img)
         _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, txt2img.row.networks)
         _footer(studio)
@@ -197,6 +264,7 @@ def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
         "theme": gr.themes.Default(primary_hue="orange", secondary_hue="gray"),
         "css": CSS,
         "js": HOTKEYS_JS,
+        "head": extension_assets.page_head(studio),
         "footer_links": [],  # Gradio's footer is off: ours (_footer) has the API link, versions, Reload UI
         # The one folder Gradio may serve files from, fixed here: copies of the images shown.
         "allowed_paths": [str(served.folder)],

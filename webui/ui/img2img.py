@@ -6,7 +6,7 @@ them to the queue and follows them; no generation here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import gradio as gr
 from PIL import Image
@@ -41,6 +41,7 @@ from webui.ui.img2img_inputs import (
     chosen_inputs,
 )
 from webui.ui.protocol import StudioView
+from webui.ui.scripts_ui import ScriptArgsError, build_scripts, with_script_params
 from webui.ui.send_to import send_buttons
 from webui.ui.served_files import ServedFiles
 from webui.ui.session import page_user
@@ -105,6 +106,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
                                   elem_id="img2img_denoising_strength")
             inpaint = _inpaint_controls()
             outpaint = _outpaint_controls()
+            scripts = build_scripts(studio, TAB)
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
             send = send_buttons(TAB)
@@ -118,13 +120,14 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             scale: float = 1.0, denoising_strength: float = 0.75, mask_blur: float = 4,
             mask_mode: str = MASK_MODES[0], masked_content: str = "original", inpaint_area: str = "Whole picture",
             padding: float = 32, left: float = 0, right: float = 0, up: float = 0, down: float = 0,
-            outpaint_method: str = "mk2", checkpoint: str | None = None,
+            outpaint_method: str = "mk2", checkpoint: str | None = None, script_values: Sequence[Any] = (),
             request: gr.Request | None = None) -> Iterator[tuple]:
         user = page_user(studio, request)
         common = dict(
             **request_fields(studio, prompt, negative_prompt, styles, sampler_name, scheduler, steps, cfg_scale, seed,
                              subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h, n_iter, batch_size),
             denoising_strength=denoising_strength, **own_checkpoint(studio, user, checkpoint),
+            **scripts.request_fields(script_values),
         )
         inpaint = dict(blur_x=int(mask_blur), blur_y=int(mask_blur), invert=mask_mode == MASK_MODES[1],
                        masked_content=masked_content, only_masked=inpaint_area == "Only masked", padding=int(padding))
@@ -136,7 +139,9 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             settings = Img2ImgInput(init_images=[picture], resize_mode=int(resize_mode or 0),
                                     inpaint=InpaintSettings(mask=mask, **inpaint) if mask is not None else None,
                                     outpaint=outpaint if outpaint.grows else None, **extra)
-            return GenerationRequest(**common, width=w, height=h, img2img=settings)
+            made = GenerationRequest(**common, width=w, height=h, img2img=settings)
+            scripts.check(made)
+            return made
 
         try:
             studio.styles.check(styles or [])
@@ -145,7 +150,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
                 return
             picture, mask = chosen_inputs(mode, image, sketch, inpaint_value, inpaint_sketch, upload_image, upload_mask)
             req = build(picture, mask if mode in INPAINT_MODES else None)
-        except (InputError, StyleError) as e:
+        except (InputError, StyleError, ScriptArgsError) as e:
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
             return
         except ValidationError as e:
@@ -154,8 +159,9 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
         yield from job_view.submit_and_follow(studio, served, user.name, req, "img2img")
 
     inputs_list = [row.prompt, row.negative, row.styles, *sampling.inputs, *inputs.inputs, *size, denoising, *inpaint,
-                   *outpaint, checkpoint]
-    wire_panel(studio, demo, row, sampling, results, run, inputs_list, api_name="img2img", served=served)
+                   *outpaint, checkpoint, *scripts.inputs]
+    wire_panel(studio, demo, row, sampling, results, with_script_params(run, scripts), inputs_list,
+               api_name="img2img", served=served)
     blur, mask_mode, content, area, padding = inpaint
     extra = {"denoising_strength": denoising, "mask_blur": blur, "mask_mode": mask_mode, "masked_content": content,
              "inpaint_area": area, "padding": padding}

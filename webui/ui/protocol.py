@@ -15,6 +15,7 @@ from webui.jobs import Job, JobQueue
 from webui.models.catalog import Catalog
 from webui.models.manager import ModelManager
 from webui.networks.catalog import NetworkCatalog
+from webui.plugins.loader import Plugins
 from webui.request import GenerationRequest
 from webui.segment import Segmenter
 from webui.settings import Options
@@ -33,6 +34,7 @@ class StudioView(Protocol):
     auth: Authenticator
     segmenter: Segmenter
     sam_dir: Path
+    plugins: Plugins  # extensions: their scripts per tab, callbacks (ui_tabs), page assets, problems
 
     def submit(self, request: GenerationRequest, owner: str | None = None) -> Job: ...
 

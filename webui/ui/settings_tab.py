@@ -1,8 +1,12 @@
-"""Settings tab: one control per entry of the OPTIONS table, grouped by section.
+"""Settings tab: one control per option, grouped by section: the OPTIONS table's, then those the
+extensions declared (``studio.options.infos()``), then A1111's ``localization`` (once an extension
+ships one).
 
 The table in webui/settings.py is the single source: adding an option there adds it here. The
 tab only reads values and hands the changed ones to ``studio.options.update``, which validates,
-runs listeners (a checkpoint switch) and persists config.json.
+runs listeners (a checkpoint switch) and persists config.json. Controls have A1111's element ids,
+``setting_<key>`` (extensions' page scripts look them up), but for the checkpoint: the top bar's
+dropdown is ``setting_sd_model_checkpoint``, as A1111's quick setting is.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import gradio as gr
 
 from webui import samplers
 from webui.models.manager import VAE_AUTOMATIC, VAE_NONE
-from webui.settings import OPTIONS, OptionInfo
+from webui.settings import OptionInfo
+from webui.ui.extension_assets import LOCALIZATION_OPTION, localization_choices
 from webui.ui.protocol import StudioView
 from webui.ui.session import page_user
 
@@ -58,7 +63,8 @@ def vae_choices(studio: StudioView) -> list[tuple[str, str]]:
 
 def _component(key: str, info: OptionInfo, studio: StudioView) -> gr.components.Component:
     component = _make_component(key, info, studio)
-    component.elem_id = f"settings_{key}"  # stable hooks for tests and user CSS
+    # A1111's ids; the checkpoint's is the top bar's (one element per id).
+    component.elem_id = "settings_sd_model_checkpoint" if key == _CHECKPOINT else f"setting_{key}"
     return component
 
 
@@ -75,6 +81,11 @@ def _make_component(key: str, info: OptionInfo, studio: StudioView) -> gr.compon
         # An alias typed into config.json by hand stays selectable rather than failing the page.
         return gr.Dropdown(choices=names, value=studio.options.get(key), label=label, allow_custom_value=True)
     value = studio.options.get(key)
+    if key == LOCALIZATION_OPTION:  # a value whose file is gone stays shown rather than failing the page
+        return gr.Dropdown(choices=list(info.choices or ()), value=value, label=label, allow_custom_value=True)
+    if info.kind is list and info.choices is None:  # an extension's free list: any values, kept as given
+        return gr.Dropdown(choices=list(value), value=list(value), label=label, multiselect=True,
+                           allow_custom_value=True)
     if info.kind is list:
         return gr.CheckboxGroup(choices=list(info.choices or ()), value=list(value), label=label)
     if info.choices is not None:
@@ -91,10 +102,30 @@ def _make_component(key: str, info: OptionInfo, studio: StudioView) -> gr.compon
     return gr.Textbox(value=value, label=label, lines=1)
 
 
-def _current_values(studio: StudioView) -> list[Any]:
+def shown_options(studio: StudioView) -> dict[str, OptionInfo]:
+    """Every option the tab shows, in the order of its controls (and of /apply_settings' inputs)."""
+    # Hidden ones are set elsewhere (the Extensions tab switches extensions on and off).
+    shown = {key: info for key, info in studio.options.infos().items() if not getattr(info, "hidden", False)}
+    languages = localization_choices(studio)
+    # A1111's option: which extension localization the page uses (offered once an extension has one).
+    if LOCALIZATION_OPTION not in shown and len(languages) > 1:
+        shown[LOCALIZATION_OPTION] = OptionInfo("None", "Localization (from the next start)", "User interface", str,
+                                                choices=tuple(languages))
+    return shown
+
+
+def _section(info: OptionInfo) -> str:
+    """A section's name; A1111's extensions give (id, name)."""
+    section: Any = info.section
+    if isinstance(section, (tuple, list)) and section:
+        return str(section[-1])
+    return str(section or "Other")
+
+
+def _current_values(studio: StudioView, options: dict[str, OptionInfo]) -> list[Any]:
     """What the controls should show now (also after changes made through the REST API)."""
     values = []
-    for key in OPTIONS:
+    for key in options:
         if key == _CHECKPOINT:
             choices, value = checkpoint_choices(studio)
             values.append(gr.Dropdown(choices=choices, value=value))
@@ -105,10 +136,10 @@ def _current_values(studio: StudioView) -> list[Any]:
     return values
 
 
-def _changes(studio: StudioView, values: tuple[Any, ...]) -> dict[str, Any]:
+def _changes(studio: StudioView, options: dict[str, OptionInfo], values: tuple[Any, ...]) -> dict[str, Any]:
     """Only what differs from the stored options, so apply never reloads the same model."""
     changes: dict[str, Any] = {}
-    for (key, info), value in zip(OPTIONS.items(), values):
+    for (key, info), value in zip(options.items(), values):
         if value is None:
             continue
         if info.kind is int and isinstance(value, float) and value.is_integer():
@@ -136,21 +167,22 @@ def build_settings_tab(studio: StudioView, demo: gr.Blocks, tab: gr.Tab) -> Sett
     with gr.Row():
         apply = gr.Button("Apply settings", variant="primary", elem_id="settings_apply", scale=0, min_width=200)
         result = gr.Markdown("", elem_id="settings_result")
+    options = shown_options(studio)
     sections: dict[str, list[tuple[str, OptionInfo]]] = {}
-    for key, info in OPTIONS.items():
-        sections.setdefault(info.section, []).append((key, info))
+    for key, info in options.items():
+        sections.setdefault(_section(info), []).append((key, info))
     built: dict[str, gr.components.Component] = {}
     for section, entries in sections.items():
         with gr.Accordion(section, open=True):
             for key, info in entries:
                 built[key] = _component(key, info, studio)
-    controls: list[gr.components.Component] = [built[key] for key in OPTIONS]  # the order of OPTIONS, whatever the sections
+    controls: list[gr.components.Component] = [built[key] for key in options]  # options' order, whatever the sections
 
     def apply_settings(request: gr.Request, *values: Any) -> str:
         if not page_user(studio, request).is_admin:
             return "❌ Only an admin may change settings."
         try:
-            changed = studio.options.update(_changes(studio, values))
+            changed = studio.options.update(_changes(studio, options, values))
         except Exception as e:  # OptionError, CheckpointError or a load failure: show, never crash
             log.error("settings not applied: %s", e)
             return f"❌ {e}"
@@ -160,6 +192,6 @@ def build_settings_tab(studio: StudioView, demo: gr.Blocks, tab: gr.Tab) -> Sett
                           concurrency_id="model_switch", concurrency_limit=1)
     # Values may change behind the page's back (top bar, REST API, another browser): reload them
     # on page load and whenever the tab is opened.
-    demo.load(lambda: _current_values(studio), outputs=controls, api_visibility="private")
-    tab.select(lambda: _current_values(studio), outputs=controls, api_visibility="private", queue=False)
+    demo.load(lambda: _current_values(studio, options), outputs=controls, api_visibility="private")
+    tab.select(lambda: _current_values(studio, options), outputs=controls, api_visibility="private", queue=False)
     return SettingsTab(checkpoint=built[_CHECKPOINT], applied=applied)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ and Refiner accordions from webui/ui/hires_ui.py.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import gradio as gr
 from pydantic import ValidationError
@@ -33,6 +33,7 @@ from webui.ui.hires_ui import (
     wire_hires,
 )
 from webui.ui.protocol import StudioView
+from webui.ui.scripts_ui import ScriptArgsError, build_scripts, with_script_params
 from webui.ui.send_to import send_buttons
 from webui.ui.served_files import ServedFiles
 from webui.ui.session import page_user
@@ -116,6 +117,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, elem_id=f"{TAB}_settings"):
             sampling = build_sampling(studio, TAB, after_steps=hires_and_refiner)
+            scripts = build_scripts(studio, TAB)
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
             send = send_buttons(TAB)
@@ -131,7 +133,8 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             denoising_strength: float = 0.7, hr_checkpoint_name: str | None = None, hr_sampler_name: str | None = None,
             hr_scheduler: str | None = None, hr_prompt: str | None = None, hr_negative_prompt: str | None = None,
             use_refiner: bool = False, refiner_checkpoint: str | None = None, refiner_switch_at: float = 0.8,
-            checkpoint: str | None = None, request: gr.Request | None = None) -> Iterator[tuple]:
+            checkpoint: str | None = None, script_values: Sequence[Any] = (),
+            request: gr.Request | None = None) -> Iterator[tuple]:
         user = page_user(studio, request)
         hires = dict(enable_hr=True, hr_scale=hr_scale, hr_resize_x=hr_resize_x or 0, hr_resize_y=hr_resize_y or 0,
                      hr_upscaler=hr_upscaler, hr_second_pass_steps=hr_second_pass_steps or 0,
@@ -147,8 +150,9 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
                 width=width, height=height,
                 refiner_checkpoint=refiner_checkpoint if use_refiner else None,
                 refiner_switch_at=refiner_switch_at if use_refiner else 0.8,
-                **hires, **own_checkpoint(studio, user, checkpoint),
+                **hires, **own_checkpoint(studio, user, checkpoint), **scripts.request_fields(script_values),
             )
+            scripts.check(req)
         except ValidationError as e:
             message = job_view.validation_message(e)
             job_view.log.error("txt2img request refused: %s", message)
@@ -158,9 +162,15 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             job_view.log.error("txt2img styles: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Styles: {e}"))
             return
+        except ScriptArgsError as e:  # a script named that is not there (a stale page): as a validation error
+            job_view.log.error("txt2img scripts: %s", e)
+            yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Scripts: {e}"))
+            return
         yield from job_view.submit_and_follow(studio, served, user.name, req, "txt2img")
 
-    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint]
-    wire_panel(studio, demo, row, sampling, results, run, inputs, api_name="txt2img", served=served)
+    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint,
+              *scripts.inputs]
+    wire_panel(studio, demo, row, sampling, results, with_script_params(run, scripts), inputs, api_name="txt2img",
+               served=served)
     wire_hires(studio, demo, hires, refiner, sampling.width, sampling.height)
     return GenerationTab(row, results, send, sampling)
