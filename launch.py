@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("-h", "--help", action="store_true", help="show this help (and the server's flags once installed)")
-    parser.add_argument("--skip-install", action="store_true", help="start without creating or updating .venv")
+    parser.add_argument("--skip-install", action="store_true",
+                        help="start without creating or updating .venv (and without extensions' install.py)")
     parser.add_argument("--reinstall", action="store_true", help="run the dependency install even if nothing changed")
     parser.add_argument("--xformers", action="store_true", help="also install xformers (the 'cuda' extra; NVIDIA GPUs only)")
     parser.add_argument("--test", action="store_true", help="run the test suite instead of the server")
@@ -278,7 +279,8 @@ def main(argv: list[str]) -> int:
     set_runtime_env()
     if opts.test:
         return run_tests(pytest_args)
-    start_server(server_args)
+    # A1111's --skip-install also means "no extension installs": the server honours it too.
+    start_server([*server_args, *(["--skip-install"] if opts.skip_install else [])])
     return 0
 
 

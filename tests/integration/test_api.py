@@ -132,7 +132,7 @@ def test_full_a1111_payload_is_accepted_with_notes(live_server):
         "hr_sampler_name": None, "hr_scheduler": None, "hr_prompt": "", "hr_negative_prompt": "",
         "force_task_id": None, "sampler_index": "Euler", "script_name": None, "script_args": [],
         "send_images": True, "save_images": False,
-        "alwayson_scripts": {"ADetailer": {"args": [True]}}, "infotext": None,
+        "alwayson_scripts": {}, "infotext": None,
         "hr_cfg": 1.0, "some_extension_field": {"x": 1},
     }
     response = live_server.post("/sdapi/v1/txt2img", json=payload)
@@ -140,7 +140,7 @@ def test_full_a1111_payload_is_accepted_with_notes(live_server):
     body = response.json()
     info = json.loads(body["info"])
     notes = " | ".join(info["notes"])
-    for expected in ("face restoration", "ADetailer", "s_churn", "token_merging_ratio", "some_extension_field"):
+    for expected in ("face restoration", "s_churn", "token_merging_ratio", "some_extension_field"):
         assert expected in notes, (expected, notes)
     assert "hires" not in notes.lower() and "refiner" not in notes.lower()  # both are built now
     assert info["clip_skip"] == 2

@@ -32,3 +32,15 @@ def test_a_combined_sampler_name_brings_its_schedule_and_unknown_values_are_repo
 
 def test_plain_text_without_a_parameter_line_fills_nothing():
     assert fields_from_infotext("just a prompt, nothing else") == ({}, [])
+
+
+def test_an_extension_may_change_what_paste_parsed():
+    seen = []
+
+    def on_parsed(text, params):  # what an on_infotext_pasted callback gets
+        seen.append(text)
+        params["Steps"] = "33"
+
+    text = "a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512"
+    values, _ = fields_from_infotext(text, on_parsed)
+    assert values["steps"] == 33 and seen == [text]

@@ -151,9 +151,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _wire_between_tabs(tabs: gr.Tabs, txt2img: GenerationTab, img2img: Img2ImgTab) -> None:
+def _wire_between_tabs(studio: StudioView, tabs: gr.Tabs, txt2img: GenerationTab, img2img: Img2ImgTab) -> None:
     """Send to (txt2img ↔ img2img / inpaint) and ↙ (parameters from an infotext) on both tabs."""
     assert img2img.inputs is not None
+
+    def pasted(text: str, params: dict) -> None:  # extensions may read or change what ↙ parsed
+        studio.plugins.callbacks.call("infotext_pasted", text, params)
+
     prompts = {name: (tab.row.prompt, tab.row.negative) for name, tab in (("txt2img", txt2img), ("img2img", img2img))}
     for tab, extra in ((txt2img, {}), (img2img, img2img.extra_fields)):
         wire_send(tab.send, tab.results, tab.row.prompt, tab.row.negative, tabs, img2img.inputs, prompts)
@@ -162,7 +166,8 @@ def _wire_between_tabs(tabs: gr.Tabs, txt2img: GenerationTab, img2img: Img2ImgTa
                   "sampler_name": s.sampler, "scheduler": s.schedule, "cfg_scale": s.cfg, "seed": s.seed,
                   "width": s.width, "height": s.height, "subseed": s.subseed, "subseed_strength": s.subseed_strength,
                   "seed_resize_from_w": s.resize_w, "seed_resize_from_h": s.resize_h, **extra}
-        wire_paste(tab.send["paste"], tab.row.prompt, tab.results.info, fields, tab.send["message"])
+        wire_paste(tab.send["paste"], tab.row.prompt, tab.results.info, fields, tab.send["message"],
+                   on_parsed=pasted)
 
 
 def _footer(studio: StudioView) -> None:
@@ -254,7 +259,7 @@ def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
                 settings = build_settings_tab(studio, demo, settings_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):  # after Settings, as A1111
                 build_extensions_tab(studio, demo)
-        _wire_between_tabs(tabs, txt2img, img2img)
+        _wire_between_tabs(studio, tabs, txt2img, img2img)
         _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, txt2img.row.networks)
         _footer(studio)
     # One event at a time per listener unless it says otherwise; generation itself is serialised

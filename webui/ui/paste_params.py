@@ -49,9 +49,15 @@ _CHOICES: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
-def fields_from_infotext(text: str) -> tuple[dict[str, Any], list[str]]:
-    """(field name → value, problems) for the parameters ``text`` holds."""
+def fields_from_infotext(text: str, on_parsed: Callable[[str, dict], Any] | None = None
+                         ) -> tuple[dict[str, Any], list[str]]:
+    """(field name → value, problems) for the parameters ``text`` holds.
+
+    ``on_parsed(text, params)`` may change the parsed parameters first (extensions'
+    ``on_infotext_pasted``)."""
     params = infotext.parse_infotext(text)
+    if on_parsed is not None:
+        on_parsed(text, params)
     if "Steps" not in params:  # no parameter line (it always starts with Steps): a prompt, not an infotext
         return {}, []
     values: dict[str, Any] = {}
@@ -74,7 +80,7 @@ def fields_from_infotext(text: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def wire_paste(button: gr.Button, prompt: gr.Textbox, info: gr.Textbox, fields: dict[str, Any],
-               message: gr.HTML) -> None:
+               message: gr.HTML, on_parsed: Callable[[str, dict], Any] | None = None) -> None:
     """Clicking ``button`` fills ``fields`` (name → component) from the prompt box or ``info``."""
     names = list(fields)
 
@@ -82,7 +88,7 @@ def wire_paste(button: gr.Button, prompt: gr.Textbox, info: gr.Textbox, fields: 
         text = prompt_text if (prompt_text or "").strip() else info_text
         if not (text or "").strip():
             return (*[gr.skip()] * len(names), "Nothing to read: paste an infotext into the prompt box first.")
-        values, problems = fields_from_infotext(text)
+        values, problems = fields_from_infotext(text, on_parsed)
         if not values:
             return (*[gr.skip()] * len(names), "No generation parameters found in the text.")
         note = f"Not used: {'; '.join(problems)}" if problems else ""
