@@ -26,7 +26,7 @@ from webui.models.safe_load import CheckpointError
 from webui.models.startup import startup_candidates
 from webui.networks.catalog import NetworkCatalog
 from webui.outputs import remove_partial_files
-from webui.plugins.extensions import Extension, discover
+from webui.plugins.extensions import Extension, disable_all_mode, discover
 from webui.plugins.installer import ExtensionInstaller, InstallReport
 from webui.plugins.jobs import ScriptedJobs
 from webui.plugins.loader import Plugins, load_plugins
@@ -111,11 +111,8 @@ class Studio:
 
     def _load_extensions(self) -> Plugins:
         """Discover extensions (config.json and flags say which are on) and import their scripts."""
-        mode = str(self.options.get("disable_all_extensions") or "none")
-        if self.cmd.disable_all_extensions:
-            mode = "all"
-        elif self.cmd.disable_extra_extensions and mode == "none":
-            mode = "extra"
+        mode = disable_all_mode(self.options.get("disable_all_extensions"), disable_all=self.cmd.disable_all_extensions,
+                                disable_extra=self.cmd.disable_extra_extensions)
         found = discover(self.paths.extensions_dir, disabled=self.options.get("disabled_extensions") or (),
                          disable_all=mode)
         installs = self._run_installs(found)

@@ -160,33 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extension_config(data_dir: Path) -> tuple[list[str], str]:
-    """config.json's disabled_extensions and disable_all_extensions, read before settings exist."""
+    """config.json's disabled_extensions and disable_all_extensions (or their defaults), read before
+    settings exist."""
+    from webui.settings import OPTIONS
+
+    default = list(OPTIONS["disabled_extensions"].default)
     try:
         config = json.loads((data_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return [], "none"
+        return default, "none"
     if not isinstance(config, dict):
-        return [], "none"
-    disabled = config.get("disabled_extensions")
-    mode = config.get("disable_all_extensions")
-    return ([str(n) for n in disabled] if isinstance(disabled, list) else [],
-            mode if mode in ("none", "extra", "all") else "none")
+        return default, "none"
+    disabled = config.get("disabled_extensions", default)
+    return [str(n) for n in disabled] if isinstance(disabled, list) else default, str(config.get("disable_all_extensions"))
 
 
 def _run_extension_preloads(parser: argparse.ArgumentParser, args: list[str]) -> dict[str, str]:
     """Let enabled extensions add their flags (A1111's preload.py) before the full parse."""
-    from webui.plugins.extensions import discover
+    from webui.plugins.extensions import disable_all_mode, discover
     from webui.plugins.preload import run_preloads
 
     # Only --data-dir and the disable flags matter here; --help waits for the full parse, which
     # then lists the extensions' flags too.
     known, _ = parser.parse_known_args([a for a in args if a not in ("-h", "--help")])
     data_dir = Path(known.data_dir)
-    disabled, mode = _extension_config(data_dir)
-    if known.disable_all_extensions:
-        mode = "all"
-    elif known.disable_extra_extensions and mode != "all":
-        mode = "extra"
+    disabled, configured = _extension_config(data_dir)
+    mode = disable_all_mode(configured, disable_all=known.disable_all_extensions,
+                            disable_extra=known.disable_extra_extensions)
     extensions = discover(data_dir / "extensions", disabled=disabled, disable_all=mode, read_git=False)
     return run_preloads(extensions, parser)
 

@@ -19,6 +19,18 @@ DISABLE_ALL_MODES = ("none", "extra", "all")
 GIT_TIMEOUT_S = 5.0
 
 
+def disable_all_mode(configured: object, *, disable_all: bool = False, disable_extra: bool = False) -> str:
+    """The mode a start uses: config.json's ``disable_all_extensions``, raised by
+    ``--disable-all-extensions`` / ``--disable-extra-extensions``."""
+    mode = str(configured or "none")
+    mode = mode if mode in DISABLE_ALL_MODES else "none"
+    if disable_all:
+        return "all"
+    if disable_extra and mode == "none":
+        return "extra"
+    return mode
+
+
 @dataclass
 class Extension:
     name: str  # the folder name

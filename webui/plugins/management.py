@@ -26,6 +26,7 @@ from webui.plugins.extensions import (
     BUILTIN_DIR,
     DISABLE_ALL_MODES,
     Extension,
+    disable_all_mode,
     discover,
     read_git_info,
 )
@@ -134,13 +135,8 @@ class ExtensionManager:
 
     def disable_all_mode(self) -> str:
         """The mode the next start uses: config.json's, raised by --disable-*-extensions."""
-        mode = str(self.options.get("disable_all_extensions") or "none")
-        mode = mode if mode in DISABLE_ALL_MODES else "none"
-        if self.cmd.disable_all_extensions:
-            return "all"
-        if self.cmd.disable_extra_extensions and mode == "none":
-            return "extra"
-        return mode
+        return disable_all_mode(self.options.get("disable_all_extensions"), disable_all=self.cmd.disable_all_extensions,
+                                disable_extra=self.cmd.disable_extra_extensions)
 
     def discover(self, *, read_git: bool = True) -> list[Extension]:
         """The extensions on disk now, as the next start would see them."""
