@@ -146,3 +146,13 @@ def wait_done(client, job_id: str) -> dict:
         assert time.monotonic() < deadline, "the job never ended"
         time.sleep(0.1)
     return state
+
+
+def test_broken_extensions_are_reported_while_the_rest_runs(server):
+    listed = {e["name"]: e for e in server.get("/api/v1/extensions").json()["extensions"]}
+    problems = {name: " | ".join(f"{p['where']}: {p['message']}" for p in listed[name]["problems"]) for name in LOADED}
+    assert "a_package_that_is_not_installed" in problems["broken-import"]
+    assert "ui() of BrokenUi" in problems["broken-ui"] and "broken on purpose" in problems["broken-ui"]
+    assert problems["a1111-style"] == "" and problems["native-style"] == ""
+    assert all(listed[name]["loaded"] for name in LOADED)  # a broken one is loaded and reported, not fatal
+    assert "Traceback" in listed["broken-import"]["problems"][0]["traceback"]  # no logins: everyone is admin
