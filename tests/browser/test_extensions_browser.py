@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from tests.browser.conftest import needs_chromium, studio_page
+from tests.browser.test_txt2img_browser import _set_number
 from tests.conftest import copy_checkpoint
 from tests.kit.servers import LiveServer, start_server
 
@@ -38,18 +39,6 @@ def server(tmp_path_factory, checkpoint_store) -> Iterator[LiveServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def _set_number(page, elem_id: str, value: int) -> None:
-    """Type into a slider's number box until it sticks (the page's load event may land after)."""
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    for _ in range(10):
-        box.fill(str(value))
-        box.press("Tab")
-        page.wait_for_timeout(300)
-        if box.input_value() == str(value):
-            return
-    raise AssertionError(f"{elem_id} would not keep the value {value}")
 
 
 def _open_tab(page, name: str) -> None:
