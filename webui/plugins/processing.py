@@ -10,6 +10,7 @@ into a validated :class:`GenerationRequest` for the engine. :class:`Processed` i
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -177,6 +178,16 @@ class Processing:
             output_dir=kept.output_dir if kept is not None else None,
             output_name=kept.output_name if kept is not None else None,
         )
+
+    def __deepcopy__(self, memo: dict) -> Processing:
+        """A deep copy that shares the job's scripts and source request (scripts copy ``p`` to run
+        variations of it; the script set holds locks and is the job's, not the copy's)."""
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name not in ("scripts", "source"):
+                setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not fields: say what is missing instead of a bare error.
