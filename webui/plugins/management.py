@@ -18,7 +18,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from webui import restart
 from webui.flags import CommandLine, Paths, relative_to_roots
@@ -30,10 +30,12 @@ from webui.plugins.extensions import (
     discover,
     read_git_info,
 )
-from webui.plugins.installer import ExtensionInstaller, default_name
+from webui.plugins.installer import ExtensionInstaller, InstallReport, default_name
 from webui.plugins.loader import Plugins
 from webui.plugins.problems import Problem
 from webui.settings import OptionError, Options, OptionSaveError
+
+T = TypeVar("T")
 
 INSECURE_FLAG = "--enable-insecure-extension-access"
 AFTER_RESTART = "it takes effect after a restart (Apply and restart UI)"
@@ -120,16 +122,27 @@ class ExtensionManager:
     def changes_allowed(self) -> bool:
         return self.lan_refusal("") is None
 
-    def _claim(self, what: str) -> Outcome | None:
+    def _alone(self, what: str, work: Callable[[], T]) -> T | Outcome:
+        """``work()`` unless another change is under way (then a 409); the busy mark is held
+        while it runs, the lock only while the mark is set or cleared."""
         with self._lock:
             if self._busy is not None:
                 return Outcome(409, f"Wait: the {self._busy} is still under way.")
             self._busy = what
-        return None
+        try:
+            return work()
+        finally:
+            with self._lock:
+                self._busy = None
 
-    def _release(self) -> None:
-        with self._lock:
-            self._busy = None
+    def _report(self, what: str, name: str, work: Callable[[], InstallReport]) -> InstallReport | Outcome:
+        """An installer call run alone: its report, or an Outcome (busy 409, failed 500)."""
+        report = self._alone(what, work)
+        if isinstance(report, Outcome):
+            return report
+        if not report.ok:
+            return Outcome(500, report.message, name, report.output)
+        return report
 
     # --- listing -------------------------------------------------------------------------------
 
@@ -265,15 +278,9 @@ class ExtensionManager:
             if kind == "exists":
                 return Outcome(409, f"{problem}; give another folder name", name)
             return Outcome(422, problem, name)
-        busy = self._claim(f"install of {name}")
-        if busy:
-            return busy
-        try:
-            report = self.installer.install(url, name, branch)
-        finally:
-            self._release()
-        if not report.ok:
-            return Outcome(500, report.message, name, report.output)
+        report = self._report(f"install of {name}", name, lambda: self.installer.install(url, name, branch))
+        if isinstance(report, Outcome):
+            return report
         return Outcome(200, f"{report.message}; {AFTER_RESTART}.", name, report.output)
 
     def _user_extension(self, name: str, what: str) -> Extension | Outcome:
@@ -293,30 +300,18 @@ class ExtensionManager:
             return ext
         if not (ext.path / ".git").exists():
             return Outcome(422, f"{name} is not a git repository: it cannot be updated.", name)
-        busy = self._claim(f"update of {name}")
-        if busy:
-            return busy
-        try:
-            report = self.installer.update(ext)
-        finally:
-            self._release()
-        if not report.ok:
-            return Outcome(500, report.message, name, report.output)
+        report = self._report(f"update of {name}", name, lambda: self.installer.update(ext))
+        if isinstance(report, Outcome):
+            return report
         return Outcome(200, f"{report.message}; {AFTER_RESTART}.", name, report.output)
 
     def remove(self, name: str) -> Outcome:
         ext = self._user_extension(name, "remove")
         if isinstance(ext, Outcome):
             return ext
-        busy = self._claim(f"removal of {name}")
-        if busy:
-            return busy
-        try:
-            report = self.installer.remove(ext)
-        finally:
-            self._release()
-        if not report.ok:
-            return Outcome(500, report.message, name, report.output)
+        report = self._report(f"removal of {name}", name, lambda: self.installer.remove(ext))
+        if isinstance(report, Outcome):
+            return report
         loaded = self.plugins.extension(name)
         note = "; its scripts stay loaded until the restart" if loaded is not None and loaded.enabled else ""
         return Outcome(200, f"{report.message}{note}.", name)
@@ -327,14 +322,13 @@ class ExtensionManager:
         if refused:
             return Outcome(403, refused)
         candidates = [e for e in self.discover() if not e.builtin and (e.path / ".git").exists()]
-        busy = self._claim("check for updates")
-        if busy:
-            return busy
-        try:
+        def fetch_all() -> list[tuple[bool, str]]:
             with ThreadPoolExecutor(max_workers=CHECK_WORKERS) as pool:
-                results = list(pool.map(self.installer.check_for_updates, candidates))
-        finally:
-            self._release()
+                return list(pool.map(self.installer.check_for_updates, candidates))
+
+        results = self._alone("check for updates", fetch_all)
+        if isinstance(results, Outcome):
+            return results
         details = [{"name": e.name, "update_available": available, "message": message}
                    for e, (available, message) in zip(candidates, results)]
         newer = [d["name"] for d in details if d["update_available"]]
