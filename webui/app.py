@@ -113,8 +113,9 @@ class Studio:
         """Discover extensions (config.json and flags say which are on) and import their scripts."""
         mode = disable_all_mode(self.options.get("disable_all_extensions"), disable_all=self.cmd.disable_all_extensions,
                                 disable_extra=self.cmd.disable_extra_extensions)
+        # No git calls: nothing at start reads an extension's commit (the Extensions tab reads its own).
         found = discover(self.paths.extensions_dir, disabled=self.options.get("disabled_extensions") or (),
-                         disable_all=mode)
+                         disable_all=mode, read_git=False)
         installs = self._run_installs(found)
         plugins = load_plugins(found, options=self.options, cmd=self.cmd)
         for report in installs:  # an install.py that failed: its extension still loads, as in A1111

@@ -161,17 +161,16 @@ def build_infotext(prompts: tuple[str, str], params: dict[str, Any]) -> str:
 
 
 def api_info(plan: GenerationPlan, model: ActiveModel, infotexts: list[str], seeds: list[int], subseeds: list[int],
-             extra: dict[str, Any], warnings: list[str], prompts: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+             extra: dict[str, Any], warnings: list[str], prompts: list[tuple[str, str]]) -> dict[str, Any]:
     """The ``info`` object of A1111's API response, with its key names (plus notes, warnings)."""
     req = plan.request
     first_seed = plan.seeds[0] if plan.seeds else req.seed
     first_subseed = plan.subseeds[0] if plan.subseeds else req.subseed
     return {
         "prompt": req.prompt,
-        "all_prompts": [p for p, _ in prompts] if prompts is not None else [plan.prompt] * len(infotexts),
+        "all_prompts": [p for p, _ in prompts],  # (prompt, negative) each image was made from
         "negative_prompt": req.negative_prompt,
-        "all_negative_prompts": ([n for _, n in prompts] if prompts is not None
-                                 else [plan.negative_prompt] * len(infotexts)),
+        "all_negative_prompts": [n for _, n in prompts],
         "seed": first_seed,
         "all_seeds": seeds,
         "subseed": first_subseed,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from webui.plugins.problems import Problems
-from webui.plugins.script import AlwaysVisible, Script, overrides
+from webui.plugins.script import JOB_HOOKS, AlwaysVisible, Script, overrides
 from webui.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,6 @@ class ScriptSet:
 
     def has_hooks(self) -> bool:
         """Whether any always-on script defines a job hook (otherwise jobs skip this layer)."""
-        from webui.plugins.script import JOB_HOOKS
-
         return any(overrides(s, hook) for s in self.alwayson for hook in JOB_HOOKS)
 
     def call(self, hook: str, p: Any, *before: Any, failed: set[str] | None = None, **kwargs: Any) -> list[str]:
@@ -198,8 +196,6 @@ class ScriptSet:
         return f"{script.extension}: {self.title_of(script)} ({self.tab}) {hook}"
 
     def hook_keys(self) -> list[str]:
-        from webui.plugins.script import JOB_HOOKS
-
         return [self.key(s, h) for s in self.alwayson for h in JOB_HOOKS if overrides(s, h)]
 
     def _guarded(self, script: Script, what: str, call: Any, default: Any) -> Any:
