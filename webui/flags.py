@@ -287,3 +287,10 @@ class Paths:
             roots = ", ".join(str(r) for r in self.output_roots)
             raise OutsideFolder(f"the output folder {folder!r} is outside the data dir and the allowed folders ({roots})")
         return resolved
+
+    def output_folder(self, options: Any, key: str) -> Path:
+        """Where the images of output setting ``key`` (``outdir_txt2img_samples``...) go: that folder, or
+        when "Output folder for all images" (``outdir_samples``) is set, its namesake inside that one."""
+        shared = options.get("outdir_samples")
+        folder = str(Path(shared) / Path(options.get(key)).name) if shared else options.get(key)
+        return self.outputs(folder)

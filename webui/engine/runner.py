@@ -175,10 +175,8 @@ class _Job:
         return "txt2img" if self.plan.request.img2img is None else "img2img"
 
     def _outdir(self, key: str) -> Path:
-        shared = self.options["outdir_samples"]
-        folder = str(Path(shared) / Path(self.options[key]).name) if shared else self.options[key]
         assert self.engine.paths is not None
-        return dated_folder(self.engine.paths.outputs(folder), bool(self.options["save_to_dirs"]))
+        return dated_folder(self.engine.paths.output_folder(self.options, key), bool(self.options["save_to_dirs"]))
 
     def _save(self, index: int, generated: GeneratedImage, saved: dict | None) -> GeneratedImage:
         """Save image ``index`` (once: a job re-run after a crash reuses the file it wrote)."""

@@ -79,8 +79,8 @@ class ScriptedJobs:
         if paths is None:
             return None, None
         try:
-            return (str(paths.outputs(options.get(f"outdir_{tab}_samples"))),
-                    str(paths.outputs(options.get(f"outdir_{tab}_grids"))))
+            return (str(paths.output_folder(options, f"outdir_{tab}_samples")),
+                    str(paths.output_folder(options, f"outdir_{tab}_grids")))
         except ValueError:  # a folder outside the allowed roots: the engine reports it when saving
             return None, None
 
