@@ -105,21 +105,13 @@ def _make_component(key: str, info: OptionInfo, studio: StudioView) -> gr.compon
 def shown_options(studio: StudioView) -> dict[str, OptionInfo]:
     """Every option the tab shows, in the order of its controls (and of /apply_settings' inputs)."""
     # Hidden ones are set elsewhere (the Extensions tab switches extensions on and off).
-    shown = {key: info for key, info in studio.options.infos().items() if not getattr(info, "hidden", False)}
+    shown = {key: info for key, info in studio.options.infos().items() if not info.hidden}
     languages = localization_choices(studio)
     # A1111's option: which extension localization the page uses (offered once an extension has one).
     if LOCALIZATION_OPTION not in shown and len(languages) > 1:
         shown[LOCALIZATION_OPTION] = OptionInfo("None", "Localization (from the next start)", "User interface", str,
                                                 choices=tuple(languages))
     return shown
-
-
-def _section(info: OptionInfo) -> str:
-    """A section's name; A1111's extensions give (id, name)."""
-    section: Any = info.section
-    if isinstance(section, (tuple, list)) and section:
-        return str(section[-1])
-    return str(section or "Other")
 
 
 def _current_values(studio: StudioView, options: dict[str, OptionInfo]) -> list[Any]:
@@ -170,7 +162,7 @@ def build_settings_tab(studio: StudioView, demo: gr.Blocks, tab: gr.Tab) -> Sett
     options = shown_options(studio)
     sections: dict[str, list[tuple[str, OptionInfo]]] = {}
     for key, info in options.items():
-        sections.setdefault(_section(info), []).append((key, info))
+        sections.setdefault(info.section, []).append((key, info))
     built: dict[str, gr.components.Component] = {}
     for section, entries in sections.items():
         with gr.Accordion(section, open=True):
