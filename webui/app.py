@@ -35,6 +35,7 @@ from webui.result import Result
 from webui.segment import Segmenter
 from webui.settings import OUTPUT_FOLDER_OPTIONS, OptionError, Options
 from webui.styles import StyleDatabase
+from webui.upscaling import Upscalers
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,12 @@ class Studio:
             self.catalog, device=cmd.device, half=not cmd.no_half, offload=offload,
             ram_cache=self.options.sd_checkpoint_cache,
         )
-        self.engine = Engine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks)
+        # Upscalers (None/Lanczos/Nearest + model files): shared by hires fix, Extras and scripts.
+        self.upscalers = Upscalers.for_models_dir(self.paths.models_dir, self.paths.esrgan_dir,
+                                                  device=self.manager.device, dtype=self.manager.dtype,
+                                                  options=self.options)
+        self.engine = Engine(self.manager, self.options, self.paths, styles=self.styles, networks=self.networks,
+                             upscalers=self.upscalers)
         self.plugins = self._load_extensions()
         self.jobs = ScriptedJobs(self.engine, self.plugins.scripts, self.plugins.callbacks, self.plugins.problems)
         self.queue = JobQueue(

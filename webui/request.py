@@ -167,11 +167,10 @@ class GenerationRequest(BaseModel):
         # Checked only when hires fix is on: clients send every field, A1111 ignores them otherwise.
         if not self.enable_hr:
             return self
-        upscaler = upscalers.find_upscaler(self.hr_upscaler or upscalers.DEFAULT_LATENT_MODE)
-        if upscaler is None:
-            raise ValueError(f"hires fix: unknown upscaler {self.hr_upscaler!r}; "
-                             f"available: {', '.join(upscalers.HIRES_UPSCALERS)}")
-        self.hr_upscaler = upscaler
+        # Built-in names are made canonical here; a model upscaler's name is checked against the
+        # studio's catalog where the request meets it (the API, the engine), not in this pure model.
+        wanted = " ".join(str(self.hr_upscaler or upscalers.DEFAULT_LATENT_MODE).split())
+        self.hr_upscaler = upscalers.find_upscaler(wanted) or wanted
         if self.hr_sampler_name != USE_SAME_SAMPLER:
             found = samplers.split_combined_name(self.hr_sampler_name)
             if found is None:

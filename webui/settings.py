@@ -66,6 +66,10 @@ OPTIONS: dict[str, OptionInfo] = {
         (), "Hide networks of unknown version while a model of these versions is loaded", "Extra Networks", list,
         choices=("SD1", "SD2", "SDXL"),
     ),
+    "ESRGAN_tile": OptionInfo(192, "Tile size for upscaler models, in pixels (0 = no tiling)", "Upscaling", int,
+                              minimum=0, maximum=512),
+    "ESRGAN_tile_overlap": OptionInfo(8, "Tile overlap for upscaler models, in pixels (blended, so no seams)",
+                                      "Upscaling", int, minimum=0, maximum=48),
     "queue_max_per_user": OptionInfo(20, "Jobs one user may have waiting (0 = no cap)", "Queue", int, minimum=0,
                                      maximum=10_000),
     "queue_max_total": OptionInfo(200, "Jobs waiting in all (0 = no cap)", "Queue", int, minimum=0, maximum=100_000),
@@ -81,16 +85,24 @@ OPTIONS: dict[str, OptionInfo] = {
                                          int, minimum=64 * 64, maximum=8192 * 8192),
     "limit_work_per_job": OptionInfo(6000, "Most work in one job, in 512×512 image-steps (pixels × steps × images)",
                                      "Limits", int, minimum=1, maximum=10_000_000),
+    "limit_extras_pixels": OptionInfo(6144 * 6144, "Most pixels in one Extras result (after upscaling)", "Limits", int,
+                                      minimum=64 * 64, maximum=16384 * 16384),
+    "limit_extras_images": OptionInfo(100, "Most images in one Extras batch", "Limits", int, minimum=1, maximum=10_000),
     "outdir_samples": OptionInfo("", "Output folder for all images (overrides the four below when set)", "Saving", str),
     "outdir_txt2img_samples": OptionInfo("outputs/txt2img-images", "Output folder for txt2img images", "Saving", str),
     "outdir_txt2img_grids": OptionInfo("outputs/txt2img-grids", "Output folder for txt2img grids", "Saving", str),
     "outdir_img2img_samples": OptionInfo("outputs/img2img-images", "Output folder for img2img images", "Saving", str),
     "outdir_img2img_grids": OptionInfo("outputs/img2img-grids", "Output folder for img2img grids", "Saving", str),
+    "outdir_extras_samples": OptionInfo("outputs/extras-images", "Output folder for images from the Extras tab", "Saving",
+                                        str),
     "samples_save": OptionInfo(True, "Always save all generated images", "Saving", bool),
     "grid_save": OptionInfo(True, "Always save a grid of each batch", "Saving", bool),
     "return_grid": OptionInfo(True, "Show the grid in the results", "Saving", bool),
     "save_to_dirs": OptionInfo(True, "Save images into a subfolder per day", "Saving", bool),
     "enable_pnginfo": OptionInfo(True, "Write generation parameters into the PNG", "Saving", bool),
+    # A1111's: when off, ↙ / Send to / PNG Info make the infotext's checkpoint that tab's per-job pick.
+    "disable_weights_auto_swap": OptionInfo(True, "Disregard checkpoint information from pasted infotext",
+                                            "Infotext", bool),
     "live_previews_enable": OptionInfo(True, "Show live previews while generating", "Live previews", bool),
     "show_progress_every_n_steps": OptionInfo(5, "Live preview every N steps (0 = off)", "Live previews", int, minimum=0, maximum=100),
     "txt2img_default_steps": OptionInfo(20, "Default steps in the UI", "Defaults", int, minimum=1, maximum=150),
@@ -141,7 +153,7 @@ def validate_a1111_option(key: str, value: Any) -> Any:
 
 # Options naming folders that images are written to: they must stay inside the allowed roots.
 OUTPUT_FOLDER_OPTIONS = ("outdir_samples", "outdir_txt2img_samples", "outdir_txt2img_grids", "outdir_img2img_samples",
-                         "outdir_img2img_grids")
+                         "outdir_img2img_grids", "outdir_extras_samples")
 
 
 class OptionError(ValueError):

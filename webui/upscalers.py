@@ -1,13 +1,14 @@
 """The upscaler names A1111 offers for hires fix, and what each one does.
 
 Latent modes resize the latents with ``torch.nn.functional.interpolate``; the others decode the
-first pass, resize the pixels and encode again. Model upscalers (ESRGAN & co.) come later.
+first pass, resize the pixels and encode again. Model upscalers (ESRGAN & co.) are files the studio's
+``webui.upscaling.Upscalers`` finds; their names join these in the hires fix list.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 
 class LatentMode(NamedTuple):
@@ -40,3 +41,8 @@ def find_upscaler(name: str) -> str | None:
 
 def is_latent(name: str) -> bool:
     return name in LATENT_UPSCALE_MODES
+
+
+def hires_upscalers(model_names: Iterable[str] = ()) -> list[str]:
+    """Hires fix's list, as A1111's: latent modes, None/Lanczos/Nearest, then the model upscalers."""
+    return [*HIRES_UPSCALERS, *(name for name in model_names if name not in PIXEL_UPSCALERS)]

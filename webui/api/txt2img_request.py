@@ -14,7 +14,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from webui import infotext
+from webui import infotext, upscalers
 from webui.api.common import field_error, plain, validation_errors
 from webui.api.models import A1111_DEFAULT_SAMPLER, Txt2ImgApiRequest
 from webui.app import Studio
@@ -85,6 +85,7 @@ def build_generation_request(req: Txt2ImgApiRequest, studio: Studio, user: User 
     override = dict(fields["override_settings"] or {})
     _check_overrides(override, studio)
     _check_checkpoints(fields, studio)
+    _check_upscaler(fields, studio)
     styles = list(fields["styles"] or [])
     _check_styles(styles, studio)
     applied = [k for k in override if k in _APPLIED_OVERRIDES]
@@ -202,6 +203,23 @@ def _check_checkpoints(fields: dict[str, Any], studio: Studio) -> None:
             errors.append(field_error((name,), f"checkpoint not found: {value!r}; available: {names}", plain(value)))
     if errors:
         raise RequestValidationError(errors)
+
+
+def _check_upscaler(fields: dict[str, Any], studio: Studio) -> None:
+    """hr_upscaler: a latent mode, None/Lanczos/Nearest or a model file the studio has (else a 422)."""
+    value = fields["hr_upscaler"]
+    if not fields["enable_hr"] or value in (None, ""):
+        return
+    text = " ".join(str(value).split())
+    found = upscalers.find_upscaler(text) or studio.upscalers.find(text)
+    if found is None:  # a file added since the last scan counts (a scan reads only the folders)
+        studio.upscalers.refresh()
+        found = studio.upscalers.find(text)
+    if found is None:
+        names = ", ".join(upscalers.hires_upscalers(studio.upscalers.names()))
+        raise RequestValidationError([field_error(("hr_upscaler",), f"unknown upscaler {text[:200]!r}; available: "
+                                                  f"{names}", plain(value))])
+    fields["hr_upscaler"] = found
 
 
 def _legacy_first_phase(fields: dict[str, Any], notes: list[str]) -> None:

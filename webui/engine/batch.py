@@ -33,6 +33,7 @@ from webui.engine.sampling import SamplingRun, start_run
 from webui.models import configs
 from webui.models.catalog import ModelFile
 from webui.models.manager import ActiveModel, ModelSession
+from webui.upscaling import Upscalers
 
 
 @dataclass
@@ -67,8 +68,9 @@ class BatchRunner:
     """Runs the batches of one plan inside a model session."""
 
     def __init__(self, plan: GenerationPlan, models: ModelSession, main: ModelFile, prep: Preparation,
-                 callbacks: Callbacks):
+                 callbacks: Callbacks, upscalers: Upscalers | None = None):
         self.plan = plan
+        self.upscalers = upscalers  # hires fix's model upscalers (webui.upscaling)
         self.models = models
         self.main = main
         self.prep = prep
@@ -220,7 +222,8 @@ class BatchRunner:
         if upscalers.is_latent(plan.upscaler):
             return hires.enlarge_latents(finished.latents.to(model.device), plan)
         assert finished.images is not None
-        return hires.enlarge_images(model, finished.images, plan)
+        tiling = (int(self.plan.options["ESRGAN_tile"]), int(self.plan.options["ESRGAN_tile_overlap"]))
+        return hires.enlarge_images(model, finished.images, plan, self.upscalers, tiling)
 
     def _decode(self, model: ActiveModel, latents: torch.Tensor, context: StageContext | None) -> list[Image.Image]:
         """Decode inside the callbacks' model patches (tiling must reach the VAE too)."""

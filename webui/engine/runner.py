@@ -34,6 +34,8 @@ from webui.outputs import dated_folder, make_grid, save_png
 from webui.request import GenerationRequest
 from webui.result import GeneratedImage, Result
 from webui.settings import Options
+from webui.upscalers import hires_upscalers, is_latent
+from webui.upscaling import UpscalerError, Upscalers
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ class Engine:
     """Runs generation jobs on the models of a ``ModelManager``; one job at a time per manager."""
 
     def __init__(self, manager: ModelManager, options: Options, paths: Paths | None, *, styles: Any = None,
-                 networks: Any = None, callbacks: Sequence[object] = ()):
+                 networks: Any = None, callbacks: Sequence[object] = (), upscalers: Upscalers | None = None):
         self.manager = manager
+        self.upscalers = upscalers or Upscalers()  # hires fix's pixel upscalers (models: the studio's folders)
         self.options = options
         self.paths = paths
         self.styles = styles  # webui.styles.StyleDatabase
@@ -54,6 +57,7 @@ class Engine:
             additions: JobAdditions | None = None) -> Result:
         """Run one job; ``additions`` carry what scripts add (callbacks, per-image prompts...)."""
         control = ctx or NoControl()
+        self._check_upscaler(request)
         options = self.options.snapshot()
         callbacks = [*self.callbacks, *([TilingCallback()] if request.tiling else [])]
         plan = build_plan(request, options, self.styles, callbacks, additions)
@@ -69,6 +73,13 @@ class Engine:
         if plan.keep_overrides and main is not None:
             self._keep_overrides(request, plan, main, result)
         return result
+
+    def _check_upscaler(self, request: GenerationRequest) -> None:
+        """A hires upscaler the studio does not have fails the job before it starts, with the choices."""
+        name = request.hr_upscaler
+        if request.enable_hr and not is_latent(name) and self.upscalers.find(name) is None:
+            raise UpscalerError(f"hires fix: unknown upscaler {name!r}; available: "
+                                f"{', '.join(hires_upscalers(self.upscalers.names()))}")
 
     @staticmethod
     def _leave(plan: GenerationPlan, models: ModelSession, main: ActiveModel | None, finished: bool, vae: str) -> None:
@@ -115,7 +126,7 @@ class _Job:
         self.prep = Preparation(plan.options, engine.networks)
         progress = ProgressCallback(control, previews=bool(plan.options["live_previews_enable"]))
         self.callbacks = Callbacks([*plan.callbacks, progress])
-        self.batches = BatchRunner(plan, models, main.file, self.prep, self.callbacks)
+        self.batches = BatchRunner(plan, models, main.file, self.prep, self.callbacks, engine.upscalers)
         self.save_warnings: list[str] = []
 
     def execute(self) -> Result:

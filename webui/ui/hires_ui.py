@@ -58,11 +58,20 @@ def _titles(studio: StudioView) -> list[str]:
     return [f.title for f in studio.catalog.checkpoints if studio.catalog.refused.reason(f.path) is None]
 
 
+def _upscalers(studio: StudioView) -> list[str]:
+    """Latent modes, None/Lanczos/Nearest, then the model files the studio found (refreshed first)."""
+    service = getattr(studio, "upscalers", None)  # webui.upscaling.Upscalers
+    if service is None:
+        return upscalers.hires_upscalers()
+    service.refresh()
+    return upscalers.hires_upscalers(service.names())
+
+
 def build_hires(studio: StudioView, tab: str) -> HiresControls:
     with gr.Accordion("Hires. fix", open=False, elem_id=f"{tab}_hr"):
         enable = gr.Checkbox(False, label="Enable hires. fix", elem_id=f"{tab}_enable_hr")
         with gr.Row():
-            upscaler = gr.Dropdown(list(upscalers.HIRES_UPSCALERS), value=upscalers.DEFAULT_LATENT_MODE,
+            upscaler = gr.Dropdown(_upscalers(studio), value=upscalers.DEFAULT_LATENT_MODE,
                                    label="Upscaler", elem_id=f"{tab}_hr_upscaler")
             steps = gr.Slider(0, 150, step=1, precision=0, value=0, label="Hires steps", elem_id=f"{tab}_hires_steps")
             denoising = gr.Slider(0.0, 1.0, step=0.01, value=0.7, label="Denoising strength",
@@ -133,4 +142,5 @@ def wire_hires(studio: StudioView, demo: gr.Blocks, hires: HiresControls, refine
         return gr.update(choices=[USE_SAME_CHECKPOINT, *titles]), gr.update(choices=titles)
 
     demo.load(checkpoints, outputs=[hires.checkpoint, refiner.checkpoint], **PRIVATE)
+    demo.load(lambda: gr.update(choices=_upscalers(studio)), outputs=hires.upscaler, **PRIVATE)
     demo.load(hires_summary, inputs=sizes, outputs=hires.summary, **PRIVATE)
