@@ -30,15 +30,16 @@ Where this module goes beyond A1111, on purpose:
   ``Schedule type: Karras`` (A1111 does this when pasting; it would then show "Automatic" because
   Karras is DPM++ 2M's default, which means the same thing). An explicit "Schedule type" other
   than Automatic wins over the suffix.
-* Not done: A1111's style extraction, hypernetwork prompt rewriting, the old "First pass size"
-  hires conversion and version-based back-compat flags, and img2img-only defaults (mask mode,
-  inpaint area, ...).
+* Not done: A1111's style extraction, version-based back-compat flags (our own "Version" is
+  not A1111's), and img2img-only defaults (mask mode, inpaint area, ...: the paste fills those,
+  webui/ui/paste_fields.py).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from typing import Mapping
 
@@ -195,6 +196,22 @@ def _find_params(line: str) -> list[tuple[str, str]]:
     return found
 
 
+def _old_hires_sizes(res: dict[str, object]) -> None:
+    """Before A1111 v1.0, hires texts gave the final size as "Size" and the first pass as "First
+    pass size" (0x0: A1111 then picked a first pass near 512x512 pixels, rounded up to 64)."""
+    first_w, first_h = res.get("First pass size-1"), res.get("First pass size-2")
+    if not isinstance(first_w, int) or not isinstance(first_h, int):
+        return
+    width, height = res.get("Size-1", 512), res.get("Size-2", 512)
+    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
+        return
+    if first_w == 0 or first_h == 0:
+        scale = math.sqrt(512 * 512 / (width * height))
+        first_w, first_h = math.ceil(scale * width / 64) * 64, math.ceil(scale * height / 64) * 64
+    res["Size-1"], res["Size-2"], res["Size"] = first_w, first_h, f"{first_w}x{first_h}"
+    res["Hires resize-1"], res["Hires resize-2"] = width, height
+
+
 def parse_infotext(text: str) -> dict[str, object]:
     """Parse an infotext into a dict of values, as A1111's ``parse_generation_parameters``."""
     res: dict[str, object] = {}
@@ -237,6 +254,10 @@ def parse_infotext(text: str) -> dict[str, object]:
 
     _split_sampler(res, "Sampler", "Schedule type")
     _split_sampler(res, "Hires sampler", "Hires schedule type")
+    hypernet = res.get("Hypernet")
+    if hypernet is not None:  # written before hypernetworks were prompt tags: put the tag back
+        res["Prompt"] = f"{res['Prompt']}<hypernet:{hypernet}:{res.get('Hypernet strength', '1.0')}>"
+    _old_hires_sizes(res)
 
     for key, default in _DEFAULTS:
         res.setdefault(key, default)

@@ -32,7 +32,7 @@ from webui.api.access import (
     shown_path,
     submit_refusal,
 )
-from webui.api.common import error_response, field_error, plain
+from webui.api.common import error_response, field_error
 from webui.api.images import encode_preview, response_images
 from webui.api.img2img_request import build_img2img_request
 from webui.api.models import (
@@ -57,6 +57,7 @@ from webui.api.models import (
 from webui.api.txt2img_request import build_generation_request
 from webui.app import GenerationCancelled, GenerationFailed, Studio
 from webui.auth.users import User
+from webui.image_metadata import read_metadata
 from webui.jobs import QueueFull
 from webui.limits import LimitExceeded
 from webui.models.safe_load import CheckpointError
@@ -64,14 +65,6 @@ from webui.request_img2img import decode_image
 from webui.settings import OptionError, OptionSaveError
 
 log = logging.getLogger(__name__)
-
-# PIL metadata that is not generation info (A1111 hides the same keys in png-info).
-_HIDDEN_INFO_KEYS = {
-    "parameters", "exif", "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "loop",
-    "background", "timestamp", "duration", "progressive", "progression", "icc_profile",
-    "chromaticity", "photoshop", "transparency", "gamma", "srgb", "aspect",
-}
-
 
 # --- the router --------------------------------------------------------------------------------
 
@@ -285,10 +278,14 @@ def sdapi_router(studio: Studio) -> APIRouter:
             image = decode_image(req.image)
         except ValueError as e:
             raise RequestValidationError([field_error(("image",), str(e))]) from None
-        text = infotext.read_image_infotext(image) or ""
-        items = {str(k): plain(v) for k, v in (image.info or {}).items()
-                 if k not in _HIDDEN_INFO_KEYS and not isinstance(v, (bytes, bytearray))}
-        return PNGInfoResponse(info=text, items=items, parameters=infotext.parse_infotext(text) if text else {})
+        text, items = read_metadata(image)
+        # As A1111 v1.10: the text parsed even when empty (its defaults), and extensions'
+        # on_infotext_pasted may change what was parsed.
+        params = infotext.parse_infotext(text)
+        plugins = getattr(studio, "plugins", None)
+        if plugins is not None:
+            plugins.callbacks.call("infotext_pasted", text, params)
+        return PNGInfoResponse(info=text, items=items, parameters=params)
 
     return router
 

@@ -40,6 +40,11 @@ from webui.ui.img2img_inputs import (
     build_input_tabs,
     chosen_inputs,
 )
+from webui.ui.paste_params import (
+    OverrideError,
+    build_override_settings,
+    request_overrides,
+)
 from webui.ui.protocol import StudioView
 from webui.ui.scripts_ui import ScriptArgsError, build_scripts, with_script_params
 from webui.ui.send_to import send_buttons
@@ -106,6 +111,7 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
                                   elem_id="img2img_denoising_strength")
             inpaint = _inpaint_controls()
             outpaint = _outpaint_controls()
+            override = build_override_settings(TAB)
             scripts = build_scripts(studio, TAB)
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
@@ -120,14 +126,14 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             scale: float = 1.0, denoising_strength: float = 0.75, mask_blur: float = 4,
             mask_mode: str = MASK_MODES[0], masked_content: str = "original", inpaint_area: str = "Whole picture",
             padding: float = 32, left: float = 0, right: float = 0, up: float = 0, down: float = 0,
-            outpaint_method: str = "mk2", checkpoint: str | None = None, script_values: Sequence[Any] = (),
+            outpaint_method: str = "mk2", checkpoint: str | None = None, override_settings: list[str] | None = None,
+            script_values: Sequence[Any] = (),
             request: gr.Request | None = None) -> Iterator[tuple]:
         user = page_user(studio, request)
         common = dict(
             **request_fields(studio, prompt, negative_prompt, styles, sampler_name, scheduler, steps, cfg_scale, seed,
                              subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h, n_iter, batch_size),
-            denoising_strength=denoising_strength, **own_checkpoint(studio, user, checkpoint),
-            **scripts.request_fields(script_values),
+            denoising_strength=denoising_strength, **scripts.request_fields(script_values),
         )
         inpaint = dict(blur_x=int(mask_blur), blur_y=int(mask_blur), invert=mask_mode == MASK_MODES[1],
                        masked_content=masked_content, only_masked=inpaint_area == "Only masked", padding=int(padding))
@@ -144,13 +150,14 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
             return made
 
         try:
+            common.update(request_overrides(studio, own_checkpoint(studio, user, checkpoint), override_settings))
             studio.styles.check(styles or [])
             if mode == "Batch":
                 yield from _run_batch(studio, served, user, build, batch_input, batch_output, batch_masks)
                 return
             picture, mask = chosen_inputs(mode, image, sketch, inpaint_value, inpaint_sketch, upload_image, upload_mask)
             req = build(picture, mask if mode in INPAINT_MODES else None)
-        except (InputError, StyleError, ScriptArgsError) as e:
+        except (InputError, StyleError, ScriptArgsError, OverrideError) as e:
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
             return
         except ValidationError as e:
@@ -159,12 +166,12 @@ def build_img2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles, 
         yield from job_view.submit_and_follow(studio, served, user.name, req, "img2img")
 
     inputs_list = [row.prompt, row.negative, row.styles, *sampling.inputs, *inputs.inputs, *size, denoising, *inpaint,
-                   *outpaint, checkpoint, *scripts.inputs]
+                   *outpaint, checkpoint, override, *scripts.inputs]
     wire_panel(studio, demo, row, sampling, results, with_script_params(run, scripts), inputs_list,
                api_name="img2img", served=served)
     blur, mask_mode, content, area, padding = inpaint
     extra = {"denoising_strength": denoising, "mask_blur": blur, "mask_mode": mask_mode, "masked_content": content,
-             "inpaint_area": area, "padding": padding}
+             "inpaint_area": area, "padding": padding, "override_settings": override}
     return Img2ImgTab(row, results, send, sampling, inputs, extra)
 
 

@@ -1,98 +1,128 @@
-"""The ↙️ button: generation parameters from an infotext into every field of a tab, as A1111's.
+"""The ↙️ button, and what Send to and PNG Info share with it: an infotext into a tab's fields.
 
 The text is the prompt box's when it holds an infotext (pasted from PNG Info, a forum post or
-another studio); with an empty prompt box, the tab's last generation info. Fields the text does
-not mention keep their values; values the tab cannot take (an unknown sampler) are left out and
-listed in the message.
+another studio); with an empty prompt box, the tab's last generation info. Values the tab cannot
+take (an unknown sampler, a checkpoint that is not here) are left out and listed in the message.
+The table of what fills what is webui/ui/paste_fields.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gradio as gr
 
-from webui import infotext, samplers
-from webui.request_img2img import MASK_MODES, MASKED_CONTENT
+from webui import infotext
+from webui.request import USE_SAME_SCHEDULER
+from webui.ui.generation_panel import offered_schedules
+from webui.ui.paste_fields import PasteTarget, overrides_from_pairs, paste_values
+from webui.ui.protocol import StudioView
 
-# Infotext key → (the tab's field name, how to read the value).
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "Prompt": ("prompt", str),
-    "Negative prompt": ("negative_prompt", str),
-    "Steps": ("steps", int),
-    "CFG scale": ("cfg_scale", float),
-    "Seed": ("seed", int),
-    "Size-1": ("width", int),
-    "Size-2": ("height", int),
-    "Variation seed": ("subseed", int),
-    "Variation seed strength": ("subseed_strength", float),
-    "Seed resize from-1": ("seed_resize_from_w", int),
-    "Seed resize from-2": ("seed_resize_from_h", int),
-    "Denoising strength": ("denoising_strength", float),
-    "Mask blur": ("mask_blur", int),
-    "Masked area padding": ("padding", int),
-}
+OnParsed = Callable[[str, dict], Any]
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def read(value: Any) -> str:
-        if str(value) not in options:
-            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
-        return str(value)
-    return read
-
-
-_CHOICES: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "Masked content": ("masked_content", _choice(MASKED_CONTENT)),
-    "Inpaint area": ("inpaint_area", _choice(("Whole picture", "Only masked"))),
-    "Mask mode": ("mask_mode", _choice(MASK_MODES)),
-}
-
-
-def fields_from_infotext(text: str, on_parsed: Callable[[str, dict], Any] | None = None
+def fields_from_infotext(text: str, on_parsed: OnParsed | None = None, target: PasteTarget | None = None
                          ) -> tuple[dict[str, Any], list[str]]:
     """(field name → value, problems) for the parameters ``text`` holds.
 
     ``on_parsed(text, params)`` may change the parsed parameters first (extensions'
-    ``on_infotext_pasted``)."""
+    ``on_infotext_pasted``); ``target``: the tab the values are for (see ``paste_values``)."""
     params = infotext.parse_infotext(text)
     if on_parsed is not None:
         on_parsed(text, params)
     if "Steps" not in params:  # no parameter line (it always starts with Steps): a prompt, not an infotext
         return {}, []
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for key, (name, read) in {**_FIELDS, **_CHOICES}.items():
-        if key in params:
-            try:
-                values[name] = read(params[key])
-            except (TypeError, ValueError) as e:
-                problems.append(f"{key}: {e}")
-    sampler = params.get("Sampler")
-    if sampler is not None:
-        found = samplers.split_combined_name(str(sampler))
-        if found is None:
-            problems.append(f"Sampler: {sampler!r} is not a sampler here")
-        else:
-            values["sampler_name"] = found[0].name
-            values["scheduler"] = str(params.get("Schedule type") or found[1] or "Automatic")
-    return values, problems
+    return paste_values(params, target)
 
 
-def wire_paste(button: gr.Button, prompt: gr.Textbox, info: gr.Textbox, fields: dict[str, Any],
-               message: gr.HTML, on_parsed: Callable[[str, dict], Any] | None = None) -> None:
-    """Clicking ``button`` fills ``fields`` (name → component) from the prompt box or ``info``."""
-    names = list(fields)
+def studio_target(studio: StudioView, names: list[str], upscaler_choices: Callable[[], list[str]] | None = None
+                  ) -> PasteTarget:
+    """A tab's ``PasteTarget`` on the studio's live lists and options."""
+
+    def checkpoint(name: str) -> str | None:
+        found = studio.catalog.find_checkpoint(name)
+        return found.title if found is not None else None
+
+    def vae(name: str) -> str | None:
+        found = studio.catalog.find_vae(name)
+        return found.name if found is not None else None
+
+    def option(key: str, default: Any) -> Any:  # read at paste time: a changed setting counts at once
+        try:
+            return studio.options.get(key)
+        except (AttributeError, KeyError):
+            return default
+
+    return PasteTarget(frozenset(names), checkpoint=checkpoint, vae=vae, option=option,
+                       upscalers=upscaler_choices or (lambda: ()), styles=studio.styles.names)
+
+
+@dataclass
+class PasteTab:
+    """A tab ↙, Send to and PNG Info fill: its components by field name, and its lookups."""
+
+    fields: dict[str, Any]
+    target: PasteTarget | None = None
+    on_parsed: OnParsed | None = None
+
+    def updates(self, text: str) -> tuple[list[Any], str | None]:
+        """One output per field (``gr.skip()`` where the text says nothing), and the message
+        (None when the text holds no parameters)."""
+        values, problems = fields_from_infotext(text, self.on_parsed, self.target)
+        if not values:
+            return [gr.skip()] * len(self.fields), None
+        return [_update(name, values) for name in self.fields], (f"Not used: {'; '.join(problems)}" if problems else "")
+
+
+def _update(name: str, values: dict[str, Any]) -> Any:
+    if name not in values:
+        return gr.skip()
+    value = values[name]
+    # A schedule type arrives with its sampler: offer that sampler's list, or Gradio would refuse
+    # the value the next time the form is sent.
+    if name == "scheduler" and "sampler_name" in values:
+        return gr.update(choices=offered_schedules(values["sampler_name"]), value=value)
+    if name == "hr_scheduler" and "hr_sampler_name" in values:
+        sampler = values["hr_sampler_name"]
+        return gr.update(choices=offered_schedules(None if sampler.startswith("Use same") else sampler,
+                                                   (USE_SAME_SCHEDULER,)), value=value)
+    if name == "override_settings":  # A1111's list: shown only when the paste brought settings
+        return gr.update(choices=value, value=value, visible=bool(value))
+    return value
+
+
+def wire_paste(button: gr.Button, prompt: gr.Textbox, info: gr.Textbox, tab: PasteTab, message: gr.HTML) -> None:
+    """Clicking ``button`` fills the tab's fields from the prompt box or ``info``."""
 
     def paste(prompt_text: str, info_text: str) -> tuple:
         text = prompt_text if (prompt_text or "").strip() else info_text
         if not (text or "").strip():
-            return (*[gr.skip()] * len(names), "Nothing to read: paste an infotext into the prompt box first.")
-        values, problems = fields_from_infotext(text, on_parsed)
-        if not values:
-            return (*[gr.skip()] * len(names), "No generation parameters found in the text.")
-        note = f"Not used: {'; '.join(problems)}" if problems else ""
-        return (*[values.get(name, gr.skip()) for name in names], note)
+            return (*[gr.skip()] * len(tab.fields), "Nothing to read: paste an infotext into the prompt box first.")
+        updates, note = tab.updates(text)
+        return (*updates, "No generation parameters found in the text." if note is None else note)
 
-    button.click(paste, inputs=[prompt, info], outputs=[*fields.values(), message], api_visibility="private",
+    button.click(paste, inputs=[prompt, info], outputs=[*tab.fields.values(), message], api_visibility="private",
                  queue=False)
+
+
+class OverrideError(ValueError):
+    """A pasted setting that no longer applies (its checkpoint or VAE is gone)."""
+
+
+def build_override_settings(tab: str) -> gr.Dropdown:
+    """A1111's "Override settings": the settings the last paste brought, applied to this tab's
+    jobs only; hidden until a paste fills it, and each entry can be removed."""
+    return gr.Dropdown([], value=[], multiselect=True, label="Override settings", visible=False,
+                       elem_id=f"{tab}_override_settings")
+
+
+def request_overrides(studio: StudioView, own: dict[str, Any], pairs: list[str] | None) -> dict[str, Any]:
+    """GenerationRequest keyword arguments: the top bar's per-user pick (``own``, from
+    ``own_checkpoint``) with the pasted settings over it. Raises ``OverrideError``."""
+    try:
+        pasted = overrides_from_pairs(pairs, studio_target(studio, []))
+    except ValueError as e:
+        raise OverrideError(str(e)) from None
+    merged = {**own.get("override_settings", {}), **pasted}
+    return {"override_settings": merged} if merged else {}

@@ -8,6 +8,7 @@ and Refiner accordions from webui/ui/hires_ui.py.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import gradio as gr
@@ -31,6 +32,11 @@ from webui.ui.hires_ui import (
     build_hires,
     build_refiner,
     wire_hires,
+)
+from webui.ui.paste_params import (
+    OverrideError,
+    build_override_settings,
+    request_overrides,
 )
 from webui.ui.protocol import StudioView
 from webui.ui.scripts_ui import ScriptArgsError, build_scripts, with_script_params
@@ -105,8 +111,15 @@ def own_checkpoint(studio: StudioView, user: User, chosen: str | None) -> dict:
     return {"override_settings": {"sd_model_checkpoint": chosen}}
 
 
+@dataclass
+class Txt2ImgTab(GenerationTab):
+    """The fields only txt2img has that ↙ / Send to / PNG Info fill (hires fix, refiner, overrides)."""
+
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+
+
 def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
-                      checkpoint: gr.Dropdown) -> GenerationTab:
+                      checkpoint: gr.Dropdown) -> Txt2ImgTab:
     row = build_prompt_row(studio, demo, TAB)
     accordions: dict[str, HiresControls | RefinerControls] = {}
 
@@ -117,6 +130,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, elem_id=f"{TAB}_settings"):
             sampling = build_sampling(studio, TAB, after_steps=hires_and_refiner)
+            override = build_override_settings(TAB)
             scripts = build_scripts(studio, TAB)
         with gr.Column(scale=1, elem_id=f"{TAB}_results"):
             results = build_results(TAB)
@@ -133,7 +147,7 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             denoising_strength: float = 0.7, hr_checkpoint_name: str | None = None, hr_sampler_name: str | None = None,
             hr_scheduler: str | None = None, hr_prompt: str | None = None, hr_negative_prompt: str | None = None,
             use_refiner: bool = False, refiner_checkpoint: str | None = None, refiner_switch_at: float = 0.8,
-            checkpoint: str | None = None, script_values: Sequence[Any] = (),
+            checkpoint: str | None = None, override_settings: list[str] | None = None, script_values: Sequence[Any] = (),
             request: gr.Request | None = None) -> Iterator[tuple]:
         user = page_user(studio, request)
         hires = dict(enable_hr=True, hr_scale=hr_scale, hr_resize_x=hr_resize_x or 0, hr_resize_y=hr_resize_y or 0,
@@ -150,7 +164,8 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
                 width=width, height=height,
                 refiner_checkpoint=refiner_checkpoint if use_refiner else None,
                 refiner_switch_at=refiner_switch_at if use_refiner else 0.8,
-                **hires, **own_checkpoint(studio, user, checkpoint), **scripts.request_fields(script_values),
+                **hires, **request_overrides(studio, own_checkpoint(studio, user, checkpoint), override_settings),
+                **scripts.request_fields(script_values),
             )
             scripts.check(req)
         except ValidationError as e:
@@ -162,15 +177,25 @@ def build_txt2img_tab(studio: StudioView, demo: gr.Blocks, served: ServedFiles,
             job_view.log.error("txt2img styles: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Styles: {e}"))
             return
+        except OverrideError as e:  # a pasted checkpoint or VAE deleted since
+            yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(str(e)))
+            return
         except ScriptArgsError as e:  # a script named that is not there (a stale page): as a validation error
             job_view.log.error("txt2img scripts: %s", e)
             yield job_view.outputs(info=gr.skip(), log_html=job_view.error_html(f"Scripts: {e}"))
             return
         yield from job_view.submit_and_follow(studio, served, user.name, req, "txt2img")
 
-    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint,
+    inputs = [row.prompt, row.negative, row.styles, *sampling.inputs, *hires.inputs, *refiner.inputs, checkpoint, override,
               *scripts.inputs]
     wire_panel(studio, demo, row, sampling, results, with_script_params(run, scripts), inputs, api_name="txt2img",
                served=served)
     wire_hires(studio, demo, hires, refiner, sampling.width, sampling.height)
-    return GenerationTab(row, results, send, sampling)
+    h, r = hires, refiner
+    extra = {"enable_hr": h.enable, "hr_scale": h.scale, "hr_resize_x": h.resize_x, "hr_resize_y": h.resize_y,
+             "hr_upscaler": h.upscaler, "hr_second_pass_steps": h.steps, "denoising_strength": h.denoising,
+             "hr_checkpoint_name": h.checkpoint, "hr_sampler_name": h.sampler, "hr_scheduler": h.scheduler,
+             "hr_prompt": h.prompt, "hr_negative_prompt": h.negative, "use_refiner": r.enable,
+             "refiner_checkpoint": r.checkpoint, "refiner_switch_at": r.switch_at, "override_settings": override}
+    return Txt2ImgTab(row, results, send, sampling, extra)
+
