@@ -73,6 +73,7 @@ class ModelManager:
         self._active: ActiveModel | None = None
         self._selected: ActiveModel | None = None
         self._cache: OrderedDict[Path, ActiveModel] = OrderedDict()
+        self._session: ModelSession | None = None  # the innermost session (under the lock)
 
     @property
     def active(self) -> ActiveModel | None:
@@ -103,11 +104,13 @@ class ModelManager:
         """
         with self.lock:
             outer = self._selected  # a job run inside a job (a script's process_images) keeps the outer's
+            parent = self._session
             self._selected = self._active if outer is None else outer
+            self._session = ModelSession(self, parent)
             try:
-                yield ModelSession(self)
+                yield self._session
             finally:
-                self._selected = outer
+                self._selected, self._session = outer, parent
 
     def load(self, query: str, vae: str = VAE_AUTOMATIC) -> ActiveModel:
         """Make ``query`` (title, name or hash) the active checkpoint, with ``vae`` applied."""
@@ -228,20 +231,25 @@ class ModelSession:
 
     ``get`` switches the active model inside the job's lock (the previous one goes to the RAM
     cache, as ``sd_checkpoint_cache`` allows); ``restore`` brings back the model that was active
-    when the job started.
+    when the job started. A session inside another (each ``process_images`` of a script) starts
+    from the outer job's model and leaves its restore to the outer session's ``finish``: a script
+    that runs several checkpoints in a row (X/Y/Z plot) then loads each once, not once per image.
     """
 
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, parent: ModelSession | None = None):
         self._manager = manager
-        self.starting: ActiveModel | None = manager.active
+        self.parent = parent
+        self.starting: ActiveModel | None = manager.active if parent is None else parent.starting
+        self.restore_pending = False
 
     def get(self, query: str | ModelFile | None, vae: str = VAE_AUTOMATIC) -> ActiveModel:
-        """The model for ``query`` (a file, a title/name/hash, or None: the active one) with ``vae``."""
+        """The model for ``query`` (a file, a title/name/hash, or None: the job's) with ``vae``."""
         manager = self._manager
         if query is None:
-            if manager.active is None:
+            current = self.starting or manager.active
+            if current is None:
                 raise CheckpointError("no checkpoint is loaded: add one to models/Stable-diffusion")
-            file = manager.active.file
+            file = current.file
         elif isinstance(query, ModelFile):
             file = query
         else:
@@ -251,6 +259,15 @@ class ModelSession:
         return manager._activate(file, vae)
 
     def restore(self, vae: str = VAE_AUTOMATIC) -> None:
-        """Make the model active at the start of the job active again, with ``vae``."""
-        if self.starting is not None:
+        """Make the model active at the start of the job active again, with ``vae`` (inside an outer
+        session: when that one finishes)."""
+        if self.parent is not None:
+            self.parent.restore_pending = True
+        elif self.starting is not None:
             self._manager._activate(self.starting.file, vae)
+
+    def finish(self, vae: str = VAE_AUTOMATIC) -> None:
+        """End of an outer session: the restore its inner sessions put off, if they asked for one."""
+        if self.restore_pending:
+            self.restore_pending = False
+            self.restore(vae)

@@ -11,8 +11,9 @@ or tab), it queues a job and waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from webui.engine.plan import JobAdditions, styled_prompts
 from webui.engine.progress import JobControl, NoControl
@@ -56,22 +57,35 @@ class ScriptedJobs:
         p.scripts, p.script_args = scripts, args
         p.outpath_samples, p.outpath_grids = self._output_folders(scripts.tab)
         # The model lock for the whole job: a switch asked for meanwhile waits, so every
-        # process_images of a script runs on the model the job started with.
-        with self.engine.manager.session(), context.running(job):
-            job.notes += scripts.call("setup", p, failed=job.failed)
-            processed = None
-            if selected is not None:
+        # process_images of a script runs on the model the job started with (unless it overrides
+        # it); that model comes back once, at the end (a checkpoint per cell is then loaded once).
+        with self.engine.manager.session() as models, context.running(job):
+            try:
+                processed = self._run_scripts(job, scripts, selected, args, p)
+            finally:
                 try:
-                    processed = selected.run(p, *args[selected.args_from:selected.args_to])
-                except Exception as e:
-                    problem = self.problems.record(selected.extension, f"run of {scripts.title_of(selected)}", e)
-                    raise ScriptFailed(f"script {scripts.title_of(selected)} ({problem.extension}) failed: "
-                                       f"{problem.message}") from e
-            if processed is None:
-                processed = job.process_images(p)
+                    models.finish(str(self.engine.options.get("sd_vae")))
+                except Exception as e:  # the job's own error, if any, is the one to report
+                    job.notes.append(f"the model active before the job could not be restored: {e}")
         for key in scripts.hook_keys():
             self.problems.job_outcome(key, key in job.failed)
         return processed.to_result(job.notes)
+
+    def _run_scripts(self, job: ScriptedJob, scripts: ScriptSet, selected: Any, args: list[Any],
+                     p: Processing) -> Processed:
+        """Always-on setup, then the selected script's run (or the plain job)."""
+        job.notes += scripts.call("setup", p, failed=job.failed)
+        processed = None
+        if selected is not None:
+            try:
+                processed = selected.run(p, *args[selected.args_from:selected.args_to])
+            except Exception as e:
+                problem = self.problems.record(selected.extension, f"run of {scripts.title_of(selected)}", e)
+                raise ScriptFailed(f"script {scripts.title_of(selected)} ({problem.extension}) failed: "
+                                   f"{problem.message}") from e
+        if processed is None:
+            processed = job.process_images(p)
+        return processed
 
     def _output_folders(self, tab: str) -> tuple[str | None, str | None]:
         """Where this tab's images and grids go (A1111's ``p.outpath_samples`` / ``outpath_grids``)."""
@@ -96,6 +110,7 @@ class ScriptedJob:
         self.jobs = jobs
         self.control = control
         self.made = 0  # images the engine made in this job so far
+        self.part: tuple[int, int] | None = None  # (index, count): see job_part
         self.notes: list[str] = []
         self.failed: set[str] = set()
 
@@ -120,7 +135,10 @@ class ScriptedJob:
             seeds=tuple(int(s) for s in p.all_seeds or ()), subseeds=tuple(int(s) for s in p.all_subseeds or ()),
             extra_params={str(k): v for k, v in p.extra_generation_params.items() if v is not None},
         )
-        result = self.jobs.engine.run(request, _Numbered(self.control, self.made), additions)
+        control: Any = _Numbered(self.control, self.made)
+        if self.part is not None:
+            control = _Part(control, *self.part)
+        result = self.jobs.engine.run(request, control, additions)
         self.made += len(result.images)
         processed = Processed.from_result(p, result)
         if scripts is not None:
@@ -163,6 +181,46 @@ class _Numbered:
 
     def record_image(self, index: int, path: str | None, record: dict) -> None:
         self._control.record_image(self._offset + index, path, record)
+
+
+class _Part:
+    """A job's control for the runs of one part of a script (cell ``index`` of ``count``): its
+    progress reports count as that share of the whole job, not as the whole job."""
+
+    def __init__(self, control: Any, index: int, count: int):
+        self._control = control
+        self._index = index
+        self._count = max(1, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._control, name)
+
+    def report(self, step: int, total: int, *, image_index: int = 0, image_count: int = 1,
+               preview: object | None = None) -> None:
+        image_count = max(1, image_count)
+        self._control.report(step, total, image_index=self._index * image_count + image_index,
+                             image_count=self._count * image_count, preview=preview)
+
+
+@contextlib.contextmanager
+def job_part(index: int, count: int) -> Iterator[None]:
+    """Inside the block, ``process_images`` reports its progress as part ``index`` of ``count`` of
+    the running job (a script making many images one call at a time: X/Y/Z plot's cells)."""
+    job = context.current_job()
+    if job is None:
+        yield
+        return
+    saved, job.part = job.part, (index, count)
+    try:
+        yield
+    finally:
+        job.part = saved
+
+
+def job_control() -> JobControl:
+    """The running job's control (``interrupted``, ``skipped``), or a stand-in outside a job."""
+    job = context.current_job()
+    return job.control if job is not None else NoControl()
 
 
 def process_images(p: Processing) -> Processed:

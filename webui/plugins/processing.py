@@ -18,7 +18,12 @@ from typing import Any
 from PIL import Image
 
 from webui.request import GenerationRequest
-from webui.request_img2img import MASKED_CONTENT, Img2ImgInput, InpaintSettings
+from webui.request_img2img import (
+    MASKED_CONTENT,
+    Img2ImgInput,
+    InpaintSettings,
+    OutpaintSettings,
+)
 from webui.result import GeneratedImage, Result
 
 # GenerationRequest fields that p carries under the same name.
@@ -82,6 +87,7 @@ class Processing:
     inpaint_full_res_padding: int = 32
     inpainting_mask_invert: int = 0
     initial_noise_multiplier: float | None = None
+    outpaint: OutpaintSettings | None = None  # grow the canvas (left/right/up/down, fill method, blur)
     # Worked out by process_images (None until then); scripts may rewrite them in process / process_batch.
     all_prompts: list[str] | None = None
     all_negative_prompts: list[str] | None = None
@@ -136,6 +142,7 @@ class Processing:
             p.init_images = list(settings.init_images)
             p.resize_mode = settings.resize_mode
             p.initial_noise_multiplier = settings.initial_noise_multiplier
+            p.outpaint = settings.outpaint
             if settings.inpaint is not None:
                 inpaint = settings.inpaint
                 p.image_mask = inpaint.mask
@@ -174,7 +181,7 @@ class Processing:
         return Img2ImgInput(
             init_images=list(self.init_images), resize_mode=self.resize_mode,
             initial_noise_multiplier=self.initial_noise_multiplier, inpaint=inpaint,
-            outpaint=kept.outpaint if kept is not None else None,
+            outpaint=self.outpaint,
             output_dir=kept.output_dir if kept is not None else None,
             output_name=kept.output_name if kept is not None else None,
         )

@@ -45,7 +45,7 @@ def reference() -> str:
     from webui.plugins.script import Script
 
     out = ["### Script methods", "", "| method | when / what |", "|---|---|"]
-    for name in ("title", "show", "ui", "run", "setup", "before_process", "process", "before_process_batch",
+    for name in ("title", "show", "ui", "run", "check_args", "setup", "before_process", "process", "before_process_batch",
                  "process_batch", "postprocess_batch", "postprocess_batch_list", "postprocess_image",
                  "postprocess", "loop_callbacks"):
         method = getattr(Script, name)

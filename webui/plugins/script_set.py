@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from webui.plugins.problems import Problems
+from webui.plugins.processing import Processing
 from webui.plugins.script import JOB_HOOKS, AlwaysVisible, Script, overrides
 from webui.request import GenerationRequest
 
@@ -142,9 +143,18 @@ class ScriptSet:
         return selected, args
 
     def check(self, request: GenerationRequest) -> None:
-        """Raise ScriptArgsError for a request whose scripts cannot run (before it is queued)."""
+        """Raise ScriptArgsError for a request whose scripts cannot run (before it is queued).
+
+        A selectable script may define ``check_args(p, *args)``: it raises ValueError with a
+        sentence for args it cannot run with (a bad choice, too much work): a 422, not a failed job.
+        """
         if request.script_name or request.alwayson_scripts:
-            self.job_args(request)
+            selected, args = self.job_args(request)
+            if selected is not None and overrides(selected, "check_args"):
+                try:
+                    selected.check_args(Processing.from_request(request), *args[selected.args_from:selected.args_to])
+                except ValueError as e:
+                    raise ScriptArgsError(f"{self.title_of(selected)}: {e}", "script_args") from None
 
     # --- hooks ---------------------------------------------------------------------------------
 

@@ -367,4 +367,7 @@ def __getattr__(name: str) -> Any:
         return str(_paths().models_dir)
     if name == "data_path":
         return str(_paths().data_dir)
+    if name == "sd_upscalers":  # fresh each time: upscaler files come and go
+        from webui.scripts.upscaler_choice import sd_upscalers
+        return sd_upscalers()
     raise missing(f"modules.shared.{name}")
