@@ -36,11 +36,14 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     _install_error_handlers(app)
 
     from webui.api.extensions_api import extensions_router
+    from webui.api.extras_api import extras_router
     from webui.api.jobs_api import jobs_router
     from webui.api.login import login_router
+    from webui.api.merge_api import merge_router
     from webui.api.scripts_api import scripts_router
     from webui.api.sdapi import sdapi_router
     from webui.api.segment_api import segment_router
+    from webui.api.upscalers_api import upscalers_router
 
     app.include_router(login_router(studio.auth))
     app.include_router(sdapi_router(studio))
@@ -48,6 +51,9 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     app.include_router(segment_router(studio))
     app.include_router(scripts_router(studio))
     app.include_router(extensions_router(studio))
+    app.include_router(upscalers_router(studio))
+    app.include_router(extras_router(studio))
+    app.include_router(merge_router(studio))
     demo = None
     if with_ui:
         from webui.ui import build_ui

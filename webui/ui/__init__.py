@@ -25,9 +25,12 @@ from webui.ui import (
 )
 from webui.ui.extensions_tab import build_extensions_tab
 from webui.ui.extra_networks import ExtraNetworksPanel
+from webui.ui.extras_tab import build_extras_tab
 from webui.ui.generation_panel import GenerationTab
 from webui.ui.img2img import Img2ImgTab, build_img2img_tab
-from webui.ui.paste_params import wire_paste
+from webui.ui.merger_tab import build_merger_tab
+from webui.ui.paste_params import PasteTab, studio_target, wire_paste
+from webui.ui.png_info_tab import build_png_info_tab, wire_png_info_send
 from webui.ui.protocol import StudioView
 from webui.ui.send_to import wire_send
 from webui.ui.served_files import ServedFiles
@@ -151,23 +154,31 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _wire_between_tabs(studio: StudioView, tabs: gr.Tabs, txt2img: GenerationTab, img2img: Img2ImgTab) -> None:
-    """Send to (txt2img ↔ img2img / inpaint) and ↙ (parameters from an infotext) on both tabs."""
+def _wire_between_tabs(studio: StudioView, tabs: gr.Tabs, txt2img: GenerationTab,
+                       img2img: Img2ImgTab) -> dict[str, PasteTab]:
+    """Send to (txt2img ↔ img2img / inpaint) and ↙ (parameters from an infotext) on both tabs;
+    returns each tab's paste fields (PNG Info's Send to fills the same)."""
     assert img2img.inputs is not None
 
     def pasted(text: str, params: dict) -> None:  # extensions may read or change what ↙ parsed
         studio.plugins.callbacks.call("infotext_pasted", text, params)
 
-    prompts = {name: (tab.row.prompt, tab.row.negative) for name, tab in (("txt2img", txt2img), ("img2img", img2img))}
-    for tab, extra in ((txt2img, {}), (img2img, img2img.extra_fields)):
-        wire_send(tab.send, tab.results, tab.row.prompt, tab.row.negative, tabs, img2img.inputs, prompts)
+    targets: dict[str, PasteTab] = {}
+    for name, tab in (("txt2img", txt2img), ("img2img", img2img)):
         s = tab.sampling
-        fields = {"prompt": tab.row.prompt, "negative_prompt": tab.row.negative, "steps": s.steps,
-                  "sampler_name": s.sampler, "scheduler": s.schedule, "cfg_scale": s.cfg, "seed": s.seed,
-                  "width": s.width, "height": s.height, "subseed": s.subseed, "subseed_strength": s.subseed_strength,
-                  "seed_resize_from_w": s.resize_w, "seed_resize_from_h": s.resize_h, **extra}
-        wire_paste(tab.send["paste"], tab.row.prompt, tab.results.info, fields, tab.send["message"],
-                   on_parsed=pasted)
+        fields = {"prompt": tab.row.prompt, "negative_prompt": tab.row.negative, "styles": tab.row.styles,
+                  "steps": s.steps, "sampler_name": s.sampler, "scheduler": s.schedule, "cfg_scale": s.cfg,
+                  "seed": s.seed, "width": s.width, "height": s.height, "batch_size": s.batch_size,
+                  "subseed": s.subseed, "subseed_strength": s.subseed_strength, "seed_resize_from_w": s.resize_w,
+                  "seed_resize_from_h": s.resize_h, **getattr(tab, "extra_fields", {})}
+        upscaler = fields.get("hr_upscaler")
+        choices = (lambda u=upscaler: [c[1] if isinstance(c, tuple) else c for c in u.choices]) if upscaler else None
+        targets[name] = PasteTab(fields, studio_target(studio, list(fields), choices), pasted)
+    for tab in (txt2img, img2img):
+        wire_send(tab.send, tab.results, tab.row.prompt, tab.row.negative, tabs, img2img.inputs, targets)
+    for name, tab in (("txt2img", txt2img), ("img2img", img2img)):
+        wire_paste(tab.send["paste"], tab.row.prompt, tab.results.info, targets[name], tab.send["message"])
+    return targets
 
 
 def _footer(studio: StudioView) -> None:
@@ -189,7 +200,7 @@ def _footer(studio: StudioView) -> None:
 
 
 # Tab ids of our own: an extension tab may not take one.
-OWN_TABS = ("txt2img", "img2img", "settings", "extensions")
+OWN_TABS = ("txt2img", "img2img", "extras", "pnginfo", "modelmerger", "settings", "extensions")
 
 
 class ExtensionTab(NamedTuple):
@@ -253,13 +264,21 @@ def build_ui(studio: StudioView) -> tuple[gr.Blocks, dict[str, Any]]:
                 txt2img = build_txt2img_tab(studio, demo, served, checkpoint)
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = build_img2img_tab(studio, demo, served, checkpoint)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                extras = build_extras_tab(studio, demo, served)  # its .image: "Send to extras"
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
+                png_info = build_png_info_tab()
+            with gr.Tab("Checkpoint Merger", id="modelmerger", elem_id="tab_modelmerger"):  # after PNG Info
+                build_merger_tab(studio, checkpoint)
             for added in added_tabs:
                 _render_extension_tab(studio, added)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings") as settings_tab:
                 settings = build_settings_tab(studio, demo, settings_tab)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):  # after Settings, as A1111
                 build_extensions_tab(studio, demo)
-        _wire_between_tabs(studio, tabs, txt2img, img2img)
+        targets = _wire_between_tabs(studio, tabs, txt2img, img2img)
+        assert img2img.inputs is not None
+        wire_png_info_send(png_info, tabs, targets, img2img.inputs, extras)
         _wire_top_bar(studio, demo, checkpoint, refresh, notice, settings, txt2img.row.networks)
         _footer(studio)
     # One event at a time per listener unless it says otherwise; generation itself is serialised
