@@ -81,8 +81,12 @@ def test_script_dropdown_lists_the_selectable_scripts(built) -> None:
     _, demo, _ = built
     menus = [c for c in _components(demo, "script_list") if isinstance(c, gr.Dropdown)]
     assert len(menus) == 2  # txt2img and img2img, as A1111's #<tab>_script_container #script_list
-    for menu in menus:
-        assert [value for _, value in menu.choices] == ["None", "Run twice"]
+    builtin = {"Prompt matrix", "Prompts from file or textbox", "X/Y/Z plot"}
+    img2img_only = {"SD upscale", "Outpainting mk2", "Poor man's outpainting", "Loopback"}
+    txt2img_menu, img2img_menu = ([value for _, value in menu.choices] for menu in menus)
+    assert txt2img_menu[0] == img2img_menu[0] == "None"
+    assert set(txt2img_menu[1:]) == builtin | {"Run twice"}  # the img2img-only scripts are not offered
+    assert set(img2img_menu[1:]) == builtin | img2img_only | {"Run twice"}
     assert _components(demo, "txt2img_script_container") and _components(demo, "img2img_script_container")
     # The keyword names API clients use are still there, the scripts' after them.
     _, parameters = _endpoint(demo, "txt2img")
@@ -129,7 +133,8 @@ def test_extension_tabs_sit_between_img2img_and_settings(built) -> None:
     tabs = next(b for b in demo.blocks.values() if isinstance(b, gr.Tabs) and b.elem_id == "tabs")
     titles = [t.label for t in tabs.children if isinstance(t, gr.Tab)]
     assert titles[:2] == ["txt2img", "img2img"] and titles[-2:] == ["Settings", "Extensions"]
-    assert set(titles[2:-2]) == {"A1111 style", "Native"}
+    assert titles[2:5] == ["Extras", "PNG Info", "Checkpoint Merger"]  # A1111's order
+    assert set(titles[5:-2]) == {"A1111 style", "Native"}
     assert [t.elem_id for t in tabs.children][:2] == ["tab_txt2img", "tab_img2img"]
     assert _components(demo, "a1111_style_tab_text") and _components(demo, "native_style_tab_text")
 

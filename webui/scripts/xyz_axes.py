@@ -170,26 +170,25 @@ def _checkpoint(p: Any, value: str, values: Sequence[str]) -> None:
     p.override_settings["sd_model_checkpoint"] = value
 
 
-def _confirm_checkpoints(env: AxisEnv, p: Any, values: list[str]) -> None:
+def _confirm_checkpoints(env: AxisEnv, p: Any, values: list[str], *, none_allowed: bool = False) -> None:
     for i, value in enumerate(values):
+        if none_allowed and value in _NO_REFINER:
+            continue
         title = env.find_checkpoint(value)
         if title is None:
             raise AxisValueError(f"checkpoint {value!r} not found")
         values[i] = title  # run by its full title (name [hash])
 
 
+_NO_REFINER = ("", "None", "none")
+
+
 def _refiner(p: Any, value: str, values: Sequence[str]) -> None:
-    p.refiner_checkpoint = None if value in ("", "None", "none") else value
+    p.refiner_checkpoint = None if value in _NO_REFINER else value
 
 
 def _confirm_refiners(env: AxisEnv, p: Any, values: list[str]) -> None:
-    for i, value in enumerate(values):
-        if value in ("", "None", "none"):
-            continue
-        title = env.find_checkpoint(value)
-        if title is None:
-            raise AxisValueError(f"checkpoint {value!r} not found")
-        values[i] = title
+    _confirm_checkpoints(env, p, values, none_allowed=True)
 
 
 def _vae(p: Any, value: str, values: Sequence[str]) -> None:
