@@ -43,9 +43,12 @@ class Saving:
     def of(cls, p: Processing) -> Saving:
         return cls(samples=not p.do_not_save_samples, grid=not p.do_not_save_grid)
 
-    def save(self, p: Processing, image: GeneratedImage, *, grid: bool = False) -> None:
-        """Save ``image`` in the tab's folder when asked (its path is set); a failure becomes a warning."""
-        options = context.plugins().options
+    def save(self, p: Processing, image: GeneratedImage, *, grid: bool = False, prefix: str | None = None) -> None:
+        """Save ``image`` in the tab's folder when asked (its path is set); a failure becomes a warning.
+
+        The folder is checked against the allowed output roots: a script may have changed ``p``'s."""
+        plugins = context.plugins()
+        options = plugins.options
         if options is None or not (self.grid if grid else self.samples):
             return
         if not options.get("grid_save" if grid else "samples_save"):
@@ -55,8 +58,10 @@ class Saving:
             return
         text = image.infotext if options.get("enable_pnginfo") else None
         try:
-            target = dated_folder(Path(folder), bool(options.get("save_to_dirs")))
-            image.path = save_png(image.load(), target, str(image.seed), text or None, prefix="grid-" if grid else "")
+            root = plugins.studio.paths.outputs(folder) if plugins.studio is not None else Path(folder)
+            target = dated_folder(root, bool(options.get("save_to_dirs")))
+            image.path = save_png(image.load(), target, str(image.seed), text or None,
+                                  prefix=prefix if prefix is not None else ("grid-" if grid else ""))
         except (OSError, ValueError) as e:
             log.error("script image not saved: %s", e)
             self.warnings.append(f"{'the grid' if grid else 'an image'} was not saved ({e}); it is in the result only")

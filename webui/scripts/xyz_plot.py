@@ -12,18 +12,17 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pydantic import ValidationError
 
 from webui.infotext import quote
 from webui.limits import Limits, work_units
-from webui.outputs import dated_folder, save_png
 from webui.plugins.jobs import job_control, job_part
 from webui.plugins.processing import Processed, Processing
 from webui.result import GeneratedImage
 from webui.scripts.grid_labels import labelled_grid
+from webui.scripts.script_results import Saving, fix_seed
 from webui.scripts.xyz_axes import IMG2IMG, TXT2IMG, Axis, AxisEnv, find_axis
 from webui.scripts.xyz_values import AxisValueError, join_values
 
@@ -210,13 +209,11 @@ class _Cell:
     negative_prompt: str
 
 
-def run_plot(p: Processing, plan: PlotPlan, process: Callable[[Processing], Processed],
-             options: Mapping[str, Any]) -> Processed:
+def run_plot(p: Processing, plan: PlotPlan, process: Callable[[Processing], Processed]) -> Processed:
     """Run every cell (until an interrupt) and put the grids first in what is returned."""
     args = plan.args
     if not args.no_fixed_seeds:  # one concrete seed for every cell (unless a seed axis sets it)
-        p.seed = p.seed if p.seed != -1 else random.randrange(2**32 - 1)
-        p.subseed = p.subseed if p.subseed != -1 else random.randrange(2**32 - 1)
+        fix_seed(p)
     nx, ny, nz = plan.shape
     order = cell_order(plan)
     cells: dict[int, _Cell] = {}
@@ -251,7 +248,7 @@ def run_plot(p: Processing, plan: PlotPlan, process: Callable[[Processing], Proc
         if first is None and warnings and not interrupted:
             raise RuntimeError(warnings[0])
         return Processed(p, [], [], p.seed, [], p.subseed, [], "", [], [], interrupted=interrupted, warnings=warnings)
-    return _assemble(p, plan, cells, options, interrupted, warnings, first)
+    return _assemble(p, plan, cells, interrupted, warnings, first)
 
 
 def _varied_seed(seed: int, vary: tuple[bool, bool, bool], index: tuple[int, int, int], size: tuple[int, int]) -> int:
@@ -264,8 +261,8 @@ def _varied_seed(seed: int, vary: tuple[bool, bool, bool], index: tuple[int, int
             + (index[2] * xdim * ydim if vary[2] else 0))
 
 
-def _assemble(p: Processing, plan: PlotPlan, cells: dict[int, _Cell], options: Mapping[str, Any],
-              interrupted: bool, warnings: list[str], first: Processed | None) -> Processed:
+def _assemble(p: Processing, plan: PlotPlan, cells: dict[int, _Cell], interrupted: bool, warnings: list[str],
+              first: Processed | None) -> Processed:
     args = plan.args
     x, y, z = plan.axes
     nx, ny, nz = plan.shape
@@ -281,7 +278,7 @@ def _assemble(p: Processing, plan: PlotPlan, cells: dict[int, _Cell], options: M
         whole = labelled_grid([g.load() for g in grids], z.legends, [], 0, draw_legend=args.draw_legend, cols=nz)
         main = _grid_image(whole, cells, range(nx * ny * nz), plan, with_z=True)
     shown = [main, *(grids if args.include_sub_grids and nz > 1 else [])]
-    _save_grids(p, shown if args.include_sub_grids else [main], options, warnings)
+    _save_grids(p, shown if args.include_sub_grids else [main], warnings)
     ordered = [cells[i] for i in sorted(cells)]
     if args.include_lone_images:
         shown += [c.generated for c in ordered]
@@ -322,16 +319,11 @@ def _grid_image(image: Any, cells: dict[int, _Cell], span: range, plan: PlotPlan
     return GeneratedImage(image, source.generated.seed, source.generated.subseed, infotext)
 
 
-def _save_grids(p: Processing, grids: list[GeneratedImage], options: Mapping[str, Any], warnings: list[str]) -> None:
-    if p.do_not_save_grid or not options.get("grid_save", True) or not p.outpath_grids:
-        return
-    folder = dated_folder(Path(p.outpath_grids), bool(options.get("save_to_dirs", True)))
+def _save_grids(p: Processing, grids: list[GeneratedImage], warnings: list[str]) -> None:
+    saving = Saving.of(p)
     for grid in grids:
-        text = grid.infotext if options.get("enable_pnginfo", True) else None
-        try:
-            grid.path = save_png(grid.load(), folder, str(grid.seed), text, prefix="xyz_grid-")
-        except (OSError, ValueError) as e:
-            warnings.append(f"the X/Y/Z grid was not saved ({e})")
+        saving.save(p, grid, grid=True, prefix="xyz_grid-")
+    warnings += saving.warnings
 
 
 def _where(plan: PlotPlan, ix: int, iy: int, iz: int) -> str:

@@ -8,21 +8,18 @@ API args (positional, as A1111 v1.10.1): put_at_start, different_seeds, prompt_t
 from __future__ import annotations
 
 import copy
-import random
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from webui.limits import LimitExceeded, check
-from webui.outputs import dated_folder, save_png
-from webui.plugins import context
-from webui.plugins.api import Processed, Processing, Script, get_option, process_images
+from webui.plugins.api import Processed, Processing, Script, process_images
 from webui.plugins.jobs import job_part
 from webui.result import GeneratedImage
 from webui.scripts import prompt_matrix as matrix
 from webui.scripts import script_limits
 from webui.scripts.processed_list import combine
+from webui.scripts.script_results import Saving, fix_seed
 
 PROMPT_TYPES = ("positive", "negative")
 MAX_MARGIN = 500
@@ -62,7 +59,8 @@ class PromptMatrix(Script):
         positive = prompt_type == "positive"
         text = p.prompt if positive else p.negative_prompt
         prompts = matrix.matrix_prompts(text, bool(put_at_start), delimiter)
-        seed = p.seed if p.seed >= 0 else random.randrange(2**32 - 1)  # A1111's fix_seed
+        fix_seed(p)
+        seed = p.seed
         runs: list[Processed] = []
         for i, prompt in enumerate(prompts):
             # One process_images per combination: our engine samples different prompts in
@@ -111,25 +109,12 @@ def _check_work(count: int, p: Processing) -> None:
         raise ValueError(f"{count} combinations: {e}") from None
 
 
-def _confined(folder: str) -> Path:
-    """``folder`` checked against the allowed output roots (a script may have changed p's)."""
-    studio = context.plugins().studio
-    return studio.paths.outputs(folder) if studio is not None else Path(folder)
-
-
 def _grid(p: Processing, processed: Processed, prompt: str, margin: int) -> GeneratedImage:
     """The labelled grid, saved to the tab's grid folder when grids are saved."""
-    first = processed.generated[0] if processed.generated else None
     image = matrix.draw_prompt_matrix(processed.images, prompt, margin)
     infotext = processed.infotexts[0] if processed.infotexts else ""
     grid = GeneratedImage(image, processed.seed, processed.subseed, infotext)
-    if p.do_not_save_grid or not get_option("grid_save") or not p.outpath_grids:
-        return grid
-    try:
-        folder = dated_folder(_confined(p.outpath_grids), bool(get_option("grid_save_to_dirs")))
-        text = infotext if get_option("enable_pnginfo") else None
-        grid.path = save_png(image, folder, str(first.seed if first else processed.seed), text,
-                             prefix="prompt_matrix-")
-    except (OSError, ValueError) as e:
-        processed.warnings.append(f"the prompt matrix grid was not saved ({e})")
+    saving = Saving.of(p)
+    saving.save(p, grid, grid=True, prefix="prompt_matrix-")
+    processed.warnings += saving.warnings
     return grid

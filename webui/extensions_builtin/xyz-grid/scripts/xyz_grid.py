@@ -141,9 +141,7 @@ class XYZPlot(Script):
         plan_plot(p, args, _env(), _options())
 
     def run(self, p: Processing, *args: Any) -> Processed:
-        options = _options()
-        plan = plan_plot(p, args, _env(), options)
-        return run_plot(p, plan, process_images, options or {})
+        return run_plot(p, plan_plot(p, args, _env(), _options()), process_images)
 
 
 def _axis_or_nothing(tab: str, kind: Any) -> Any:
