@@ -32,6 +32,7 @@ class CommandLine:
     embeddings_dir: Path | None = None
     hypernetwork_dir: Path | None = None
     controlnet_dir: Path | None = None
+    controlnet_annotator_models_path: Path | None = None
     esrgan_models_path: Path | None = None
     output_dirs: tuple[Path, ...] = ()
     ckpt: Path | None = None
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--embeddings-dir", type=Path, default=None, help="embeddings (default <models-dir>/embeddings)")
     add("--hypernetwork-dir", type=Path, default=None, help="hypernetworks (default <models-dir>/hypernetworks)")
     add("--controlnet-dir", type=Path, default=None, help="ControlNet models (default <models-dir>/ControlNet)")
+    add("--controlnet-annotator-models-path", type=Path, default=None,
+        help="ControlNet preprocessor (annotator) weights (default <ControlNet dir>/annotators)")
     add("--esrgan-models-path", type=Path, default=None, help="upscaler models (default <models-dir>/ESRGAN)")
     add("--allow-output-dir", type=Path, action="append", default=[], metavar="DIR",
         help="a folder outside the data dir that output-folder settings may name (repeatable)")
@@ -202,6 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> CommandLine:
         listen=ns.listen, port=ns.port, api=True, data_dir=ns.data_dir.resolve(), models_dir=ns.models_dir,
         ckpt_dir=ns.ckpt_dir, vae_dir=ns.vae_dir, lora_dir=ns.lora_dir, embeddings_dir=ns.embeddings_dir,
         hypernetwork_dir=ns.hypernetwork_dir, controlnet_dir=ns.controlnet_dir,
+        controlnet_annotator_models_path=ns.controlnet_annotator_models_path,
         esrgan_models_path=ns.esrgan_models_path, output_dirs=tuple(p.resolve() for p in ns.allow_output_dir),
         ckpt=ns.ckpt, medvram=ns.medvram, lowvram=ns.lowvram, no_half=ns.no_half, device=ns.device,
         no_demo_model=ns.no_demo_model, gradio_auth=ns.gradio_auth, gradio_auth_path=ns.gradio_auth_path,
@@ -239,6 +243,7 @@ class Paths:
     embeddings_dir: Path
     hypernetwork_dir: Path
     controlnet_dir: Path
+    annotators_dir: Path
     esrgan_dir: Path
     output_roots: tuple[Path, ...]
 
@@ -255,6 +260,8 @@ class Paths:
             embeddings_dir=(cmd.embeddings_dir or models / "embeddings").resolve(),
             hypernetwork_dir=(cmd.hypernetwork_dir or models / "hypernetworks").resolve(),
             controlnet_dir=(cmd.controlnet_dir or models / "ControlNet").resolve(),
+            annotators_dir=(cmd.controlnet_annotator_models_path
+                            or (cmd.controlnet_dir or models / "ControlNet") / "annotators").resolve(),
             esrgan_dir=(cmd.esrgan_models_path or models / "ESRGAN").resolve(),
             output_roots=(data, *(Path(p).resolve() for p in cmd.output_dirs)),
         )
