@@ -13,6 +13,8 @@ from pathlib import Path
 from webui import limits
 from webui.auth.authenticator import Authenticator
 from webui.auth.users import UserStore, parse_pairs
+from webui.control.models import ControlNets
+from webui.control.preprocessors import Preprocessors
 from webui.engine.runner import Engine
 from webui.flags import CommandLine, OutsideFolder, Paths
 from webui.job_codec import RequestCodec
@@ -112,6 +114,14 @@ class Studio:
         # Click-to-mask: one SAM model at a time, shared by the UI and the API (vit_h is 2.5 GB).
         self.segmenter = Segmenter()
         self.sam_dir = self.paths.models_dir / "sam"
+        # ControlNet preprocessors: annotator weights from a local folder only; a detector holds the
+        # model lock only while its network is on the GPU.
+        self.preprocessors = Preprocessors(self.paths.annotators_dir, device=self.manager.device,
+                                           device_lock=lambda: self.manager.lock)
+        # ControlNet models: models/ControlNet and --controlnet-dir, listed as the extension lists them.
+        self.controlnets = ControlNets([self.paths.models_dir / "ControlNet", self.paths.controlnet_dir],
+                                       cache_size=lambda: self.options.control_net_model_cache_size,
+                                       exclude=[self.paths.annotators_dir])
         self.load_error: str | None = None
         self._wire_options()
 
@@ -151,6 +161,7 @@ class Studio:
         opts.on_change("sd_model_checkpoint", lambda title: self._switch(title))
         opts.on_change("sd_vae", lambda vae: self.manager.set_vae(vae))
         opts.on_change("sd_checkpoint_cache", lambda n: self.manager.set_ram_cache(n))
+        opts.on_change("control_net_model_cache_size", lambda n: self.controlnets.set_cache_size(n))
         opts.on_change("show_progress_every_n_steps", lambda n: setattr(self.queue, "preview_every", n))
         opts.on_change("queue_max_per_user", lambda n: setattr(self.queue, "max_per_owner", n))
         opts.on_change("queue_max_total", lambda n: setattr(self.queue, "max_total", n))

@@ -44,6 +44,8 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     from webui.api.sdapi import sdapi_router
     from webui.api.segment_api import segment_router
     from webui.api.upscalers_api import upscalers_router
+    from webui.control.api import controlnet_router
+    from webui.control.detect_api import detect_router
 
     app.include_router(login_router(studio.auth))
     app.include_router(sdapi_router(studio))
@@ -54,6 +56,8 @@ def create_app(studio: Studio, *, with_ui: bool = True) -> Guard:
     app.include_router(upscalers_router(studio))
     app.include_router(extras_router(studio))
     app.include_router(merge_router(studio))
+    app.include_router(controlnet_router(studio))
+    app.include_router(detect_router(studio))
     demo = None
     if with_ui:
         from webui.ui import build_ui

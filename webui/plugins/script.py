@@ -97,9 +97,10 @@ class Script:
         return None
 
     def check_args(self, p: Processing, *args: Any) -> None:
-        """Native only, selectable scripts: raise ``ValueError`` with a sentence for args this script
-        cannot run with (a bad choice, too much work). Called before the job is queued, so the
-        caller gets a 422 naming ``script_args`` instead of a failed job."""
+        """Native only: raise ``ValueError`` with a sentence for args this script cannot run with (a bad
+        choice, too much work). Called before the job is queued (for the selected script and for
+        always-on scripts), so the caller gets a 422 naming ``script_args`` / ``alwayson_scripts``
+        instead of a failed job."""
 
     def setup(self, p: Processing, *args: Any) -> None:
         """The job was made from the request: read your args, set up state (always-on scripts)."""

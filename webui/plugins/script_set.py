@@ -145,16 +145,20 @@ class ScriptSet:
     def check(self, request: GenerationRequest) -> None:
         """Raise ScriptArgsError for a request whose scripts cannot run (before it is queued).
 
-        A selectable script may define ``check_args(p, *args)``: it raises ValueError with a
-        sentence for args it cannot run with (a bad choice, too much work): a 422, not a failed job.
+        A script (selectable, or always on) may define ``check_args(p, *args)``: it raises ValueError
+        with a sentence for args it cannot run with (a bad choice, too much work): a 422, not a failed job.
         """
         if request.script_name or request.alwayson_scripts:
             selected, args = self.job_args(request)
+            checked = [(s, "alwayson_scripts") for s in self.alwayson if overrides(s, "check_args")]
             if selected is not None and overrides(selected, "check_args"):
+                checked.append((selected, "script_args"))
+            p = Processing.from_request(request) if checked else None
+            for script, field in checked:
                 try:
-                    selected.check_args(Processing.from_request(request), *args[selected.args_from:selected.args_to])
+                    script.check_args(p, *args[script.args_from:script.args_to])
                 except ValueError as e:
-                    raise ScriptArgsError(f"{self.title_of(selected)}: {e}", "script_args") from None
+                    raise ScriptArgsError(f"{self.title_of(script)}: {e}", field) from None
 
     # --- hooks ---------------------------------------------------------------------------------
 

@@ -326,9 +326,21 @@ AXES: tuple[Axis, ...] = (
 )
 
 
+# Axes extensions add (A1111's ``xyz_grid.axis_options.extend``: ControlNet's), after all of the above.
+EXTRA_AXES: list[Axis] = []
+
+
+def add_axes(axes: Sequence[Axis]) -> None:
+    """Add an extension's axes at the end of the list; an axis with the same label and tab is replaced
+    (an extension loaded again after a restart)."""
+    for axis in axes:
+        EXTRA_AXES[:] = [a for a in EXTRA_AXES if (a.label, a.tab) != (axis.label, axis.tab)]
+        EXTRA_AXES.append(axis)
+
+
 def axes_for(tab: str) -> list[Axis]:
     """The tab's list, as A1111 filters it: the index of an axis in here is its API index."""
-    return [a for a in AXES if a.tab is None or a.tab == tab]
+    return [a for a in (*AXES, *EXTRA_AXES) if a.tab is None or a.tab == tab]
 
 
 def find_axis(tab: str, key: Any) -> Axis:
