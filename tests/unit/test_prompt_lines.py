@@ -72,3 +72,24 @@ def test_prompt_files_must_be_small_utf8_text():
         read_prompt_file(b"\x89PNG\r\n\x1a\n\x00\x00")
     with pytest.raises(ValueError, match="at most"):
         read_prompt_file(b"a\n" * 300_000)
+
+
+def test_prompts_from_file_totals_the_work_of_all_lines(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from webui.limits import Limits
+    from webui.plugins.processing import Processing
+    from webui.scripts import script_limits
+
+    path = Path(__file__).parents[2] / "webui/extensions_builtin/prompt-tools/scripts/prompts_from_file.py"
+    spec = importlib.util.spec_from_file_location("prompts_from_file_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(script_limits, "current", lambda: Limits(20_000, 48, 100, 2048 * 2048, 100))
+    monkeypatch.setattr(module, "_check_names", lambda line: None)  # no studio: no checkpoints or styles
+    p = Processing(prompt="a cat", steps=2, width=512, height=512)
+    module.PromptsFromFile().check_args(p, False, False, "start", "--steps 30\n" * 3)  # 90 units: fine
+    with pytest.raises(ValueError, match=r"the 4 lines would take 120 units of work in all .* the limit "
+                                         r"\(limit_work_per_job\) is 100"):
+        module.PromptsFromFile().check_args(p, False, False, "start", "--steps 30\n" * 4)

@@ -16,6 +16,7 @@ from webui.scripts.xyz_values import (
     parse_ints,
     split_values,
 )
+from webui.styles import StyleDatabase
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -60,6 +61,11 @@ def test_quoted_csv_keeps_commas_and_round_trips() -> None:
     ("1-100000", False, "more than 1000 values"),
     ("x-2", True, "'x-2' is not a number"),
     ("nan", True, "not a finite number"),
+    ("-1e308-1e308 (+1e-300)", True, "too wide a range"),  # was math.floor(inf): OverflowError
+    ("-1e308-1e308 [3]", True, "too wide a range"),
+    ("0-1 (+1e-320)", True, "more than 1000 values"),
+    ("9" * 5000, False, "too large a number"),  # was int()'s own ValueError (4300 digits)
+    ("x" * 140_000, False, "at most 65536"),  # was csv.Error (field larger than field limit)
 ])
 def test_bad_values_are_named(text: str, floats: bool, needle: str) -> None:
     with pytest.raises(AxisValueError, match=needle):
@@ -171,3 +177,35 @@ def test_missing_cells_are_black_and_long_labels_wrap() -> None:
     assert layout.left == 0 and layout.top > 40  # several lines
     x0, y0, x1, y1 = layout.cell_box(1, 1)
     assert grid.crop((x0, y0, x1, y1)).getextrema() == ((0, 0), (0, 0), (0, 0))
+
+
+LIMITS = {"limit_prompt_chars": 20_000, "limit_prompt_depth": 48, "limit_images_per_job": 100,
+          "limit_pixels_per_image": 2048 * 2048, "limit_work_per_job": 6000}
+
+
+@pytest.mark.parametrize(("dropdown", "needle"), [
+    (5, "x_values_dropdown must be a list of values, got int"),  # was a TypeError (a 500)
+    ("Euler", "x_values_dropdown must be a list of values, got str"),
+    ([{"a": 1}], "got an item"),
+])
+def test_dropdowns_must_be_lists(dropdown, needle) -> None:
+    p = Processing(prompt="a cat", steps=2, width=64, height=64)
+    with pytest.raises(PlotError, match=needle):
+        plan_plot(p, ["Sampler", "", dropdown], AxisEnv(samplers=lambda: ["Euler"]))
+
+
+def test_cells_get_the_prompt_checks_of_a_request(tmp_path) -> None:
+    p = Processing(prompt="a cat", steps=2, width=64, height=64)
+    deep = "(" * 60 + "x" + ")" * 60
+    with pytest.raises(PlotError, match=r"cell X=.*prompt nests brackets 60 deep; the limit.* is 48"):
+        plan_plot(p, ["Prompt S/R", f"cat, {deep}", []], AxisEnv(), LIMITS)
+    with pytest.raises(PlotError, match=r"would have 42000 characters; the limit \(limit_prompt_chars\) is 20000"):
+        plan_plot(Processing(prompt="a " * 2000, steps=2), ["Prompt S/R", "a, " + "b" * 20, []], AxisEnv(), LIMITS)
+    styles = StyleDatabase(tmp_path / "styles.csv")
+    styles.save("deep", deep + " {prompt}", "")
+    env = AxisEnv(styles=lambda: ["deep"])
+    plan_plot(p, ["Styles", "deep", []], env, LIMITS)  # without the styles database: not checked
+    with pytest.raises(PlotError, match=r"prompt with styles nests brackets 60 deep"):
+        plan_plot(p, ["Styles", "deep", []], env, LIMITS, styles)
+    with pytest.raises(PlotError, match="x_values has 70000 characters; an axis takes at most 65536"):
+        plan_plot(p, [4, "1" * 70_000, []], AxisEnv())

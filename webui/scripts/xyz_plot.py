@@ -17,14 +17,15 @@ from typing import Any, Callable, Mapping, Sequence
 from pydantic import ValidationError
 
 from webui.infotext import quote
-from webui.limits import Limits, work_units
+from webui.limits import LimitExceeded, Limits, check_styled, check_text, work_units
 from webui.plugins.jobs import job_control, job_part
 from webui.plugins.processing import Processed, Processing
+from webui.request import MAX_PROMPT_CHARS
 from webui.result import GeneratedImage
 from webui.scripts.grid_labels import labelled_grid
 from webui.scripts.script_results import Saving, fix_seed
 from webui.scripts.xyz_axes import IMG2IMG, TXT2IMG, Axis, AxisEnv, find_axis
-from webui.scripts.xyz_values import AxisValueError, join_values
+from webui.scripts.xyz_values import AxisValueError, check_text_length, join_values
 
 TITLE = "X/Y/Z plot"
 ARG_NAMES = ("x_type", "x_values", "x_values_dropdown", "y_type", "y_values", "y_values_dropdown", "z_type",
@@ -33,6 +34,7 @@ ARG_NAMES = ("x_type", "x_values", "x_values_dropdown", "y_type", "y_values", "y
 DEFAULTS = ("Seed", "", [], "Nothing", "", [], "Nothing", "", [], True, False, False, False, False, False, False,
             0, False)
 MAX_MARGIN = 500
+PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
 
 
 class PlotError(ValueError):
@@ -60,14 +62,22 @@ class PlotArgs:
         named = dict(zip(ARG_NAMES, values))
         try:
             margin = int(named["margin_size"] or 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PlotError(f"margin_size {named['margin_size']!r} is not a whole number") from None
         if not 0 <= margin <= MAX_MARGIN:
             raise PlotError(f"margin_size {margin} is not between 0 and {MAX_MARGIN}")
+        texts = tuple(str(named[f"{a}_values"] or "") for a in "xyz")
+        dropdowns = tuple(_as_list(named[f"{a}_values_dropdown"], f"{a}_values_dropdown") for a in "xyz")
+        for a, text, dropdown in zip("xyz", texts, dropdowns):
+            try:
+                check_text_length(text, f"{a}_values")
+                check_text_length(join_values(dropdown), f"{a}_values_dropdown")
+            except AxisValueError as e:
+                raise PlotError(str(e)) from None
         return cls(
             types=(named["x_type"], named["y_type"], named["z_type"]),
-            texts=tuple(str(named[f"{a}_values"] or "") for a in "xyz"),  # type: ignore[arg-type]
-            dropdowns=tuple(_as_list(named[f"{a}_values_dropdown"]) for a in "xyz"),  # type: ignore[arg-type]
+            texts=texts,  # type: ignore[arg-type]
+            dropdowns=dropdowns,  # type: ignore[arg-type]
             draw_legend=bool(named["draw_legend"]), include_lone_images=bool(named["include_lone_images"]),
             include_sub_grids=bool(named["include_sub_grids"]), no_fixed_seeds=bool(named["no_fixed_seeds"]),
             vary_seeds=(bool(named["vary_seeds_x"]), bool(named["vary_seeds_y"]), bool(named["vary_seeds_z"])),
@@ -85,9 +95,21 @@ class AxisRun:
     legends: list[str]
     text: str
 
-    def apply(self, p: Processing, index: int) -> None:
+    def apply(self, p: Processing, index: int, max_chars: int = MAX_PROMPT_CHARS) -> None:
+        """Set this axis's ``index``-th value on ``p``; a Prompt S/R value that would make a prompt
+        longer than ``max_chars`` is refused before the text is built (each use of the first value
+        is replaced: 20,000 of them by a 64 KiB value would be a 1.3 GB prompt)."""
         assert self.axis.apply is not None
-        self.axis.apply(p, self.values[index], self.values)
+        value = self.values[index]
+        if self.axis.label == "Prompt S/R" and isinstance(value, str) and self.values:
+            old = str(self.values[0])
+            for field in ("prompt", "negative_prompt"):
+                text = getattr(p, field) or ""
+                length = len(text) + text.count(old) * (len(value) - len(old))
+                if length > max_chars:
+                    raise PlotError(f"{field} after replacing {_short(old)!r} by {_short(value)!r} would have "
+                                    f"{length} characters; the limit (limit_prompt_chars) is {max_chars}")
+        self.axis.apply(p, value, self.values)
 
 
 @dataclass
@@ -100,18 +122,25 @@ class PlotPlan:
         return len(self.axes[0].values), len(self.axes[1].values), len(self.axes[2].values)
 
 
-def plan_plot(p: Processing, args: Sequence[Any], env: AxisEnv, options: Mapping[str, Any] | None = None) -> PlotPlan:
-    """Read and check the args against ``p`` (PlotError naming the axis and value); nothing runs."""
+def plan_plot(p: Processing, args: Sequence[Any], env: AxisEnv, options: Mapping[str, Any] | None = None,
+              styles: Any = None) -> PlotPlan:
+    """Read and check the args against ``p`` (PlotError naming the axis and value); nothing runs.
+
+    With ``options``, every cell against the work limits and the prompt checks a request gets
+    (``styles``, the studio's StyleDatabase: the cell's prompts with its styles applied too)."""
     plot = PlotArgs.from_args(args)
     tab = IMG2IMG if p.is_img2img else TXT2IMG
-    axes = tuple(_plan_axis(p, name, tab, plot, i, env) for i, name in enumerate("XYZ"))
+    limits = Limits.from_options(options) if options is not None else None
+    max_chars = limits.prompt_chars if limits is not None else MAX_PROMPT_CHARS
+    axes = tuple(_plan_axis(p, name, tab, plot, i, env, max_chars) for i, name in enumerate("XYZ"))
     plan = PlotPlan(plot, axes)  # type: ignore[arg-type]
-    if options is not None:
-        _check_work(p, plan, Limits.from_options(options))
+    if limits is not None:
+        _check_work(p, plan, limits, styles)
     return plan
 
 
-def _plan_axis(p: Processing, name: str, tab: str, plot: PlotArgs, i: int, env: AxisEnv) -> AxisRun:
+def _plan_axis(p: Processing, name: str, tab: str, plot: PlotArgs, i: int, env: AxisEnv,
+               max_chars: int = MAX_PROMPT_CHARS) -> AxisRun:
     try:
         axis = find_axis(tab, plot.types[i])
     except AxisValueError as e:
@@ -126,7 +155,7 @@ def _plan_axis(p: Processing, name: str, tab: str, plot: PlotArgs, i: int, env: 
         legends = [axis.legend(v) for v in values]  # as typed (a checkpoint by the name given)
         if axis.confirm is not None:
             axis.confirm(env, p, values)
-    except AxisValueError as e:
+    except (ValueError, TypeError, ArithmeticError) as e:  # AxisValueError, or a value no check foresaw
         raise PlotError(f"{where}: {e}") from None
     run = AxisRun(name, axis, values, legends, text)
     if axis.label in ("Seed", "Var. seed") and not plot.no_fixed_seeds:
@@ -134,7 +163,7 @@ def _plan_axis(p: Processing, name: str, tab: str, plot: PlotArgs, i: int, env: 
     for index, value in enumerate(run.values):  # each value must make a valid job on its own
         cell = cell_p(p)
         try:
-            run.apply(cell, index)
+            run.apply(cell, index, max_chars)
             cell.to_request()
         except ValidationError as e:
             raise PlotError(f"{where}: value {_show(value)}: {_first_error(e)}") from None
@@ -143,8 +172,9 @@ def _plan_axis(p: Processing, name: str, tab: str, plot: PlotArgs, i: int, env: 
     return run
 
 
-def _check_work(p: Processing, plan: PlotPlan, limits: Limits) -> None:
-    """The whole plot against the per-job limits (it is one job): images, then pixel-steps."""
+def _check_work(p: Processing, plan: PlotPlan, limits: Limits, styles: Any = None) -> None:
+    """The whole plot against the per-job limits (it is one job): images, then each cell's prompts
+    (after S/R, order and styles: the checks a request sent directly gets) and pixels, then pixel-steps."""
     nx, ny, nz = plan.shape
     per_cell = max(1, p.batch_size) * max(1, p.n_iter)
     images = nx * ny * nz * per_cell
@@ -157,8 +187,15 @@ def _check_work(p: Processing, plan: PlotPlan, limits: Limits) -> None:
             for ix in range(nx):
                 cell = cell_p(p)
                 for axis, index in zip(plan.axes, (ix, iy, iz)):
-                    axis.apply(cell, index)
+                    axis.apply(cell, index, limits.prompt_chars)
                 request = cell.to_request()
+                try:
+                    for field in PROMPT_FIELDS:
+                        check_text(field, getattr(request, field), limits)
+                    if styles is not None:
+                        check_styled(request, styles, limits)
+                except LimitExceeded as e:
+                    raise PlotError(f"cell {_where(plan, ix, iy, iz)}: {e}") from None
                 if request.width * request.height > limits.pixels_per_image:
                     raise PlotError(f"a {request.width}x{request.height} cell is over the limit "
                                     f"(limit_pixels_per_image) of {limits.pixels_per_image} pixels")
@@ -327,7 +364,7 @@ def _save_grids(p: Processing, grids: list[GeneratedImage], warnings: list[str])
 
 
 def _where(plan: PlotPlan, ix: int, iy: int, iz: int) -> str:
-    parts = [f"{a.name}={a.legends[i] or a.values[i]}" for a, i in zip(plan.axes, (ix, iy, iz)) if a.axis.label != "Nothing"]
+    parts = [f"{a.name}={_short(str(a.legends[i] or a.values[i]))}" for a, i in zip(plan.axes, (ix, iy, iz)) if a.axis.label != "Nothing"]
     return ", ".join(parts) or "(only cell)"
 
 
@@ -342,12 +379,21 @@ def _first_error(e: ValidationError) -> str:
 
 
 def _show(value: Any) -> str:
-    return ", ".join(value) if isinstance(value, list) else repr(value)
+    return _short(", ".join(value) if isinstance(value, list) else repr(value))
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None or value == "":
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
+
+
+def _as_list(value: Any, name: str) -> list[str]:
+    """A dropdown's chosen values: a list (or tuple) of texts or numbers; None or "" for none."""
+    if value is None or (isinstance(value, str) and value == ""):
         return []
-    if isinstance(value, str):
-        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise PlotError(f"{name} must be a list of values, got {type(value).__name__} {_short(repr(value))}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise PlotError(f"{name} must be a list of values (texts or numbers), got an item "
+                            f"{_short(repr(item))}")
     return [str(v) for v in value]

@@ -20,6 +20,8 @@ import re
 from typing import Sequence
 
 MAX_VALUES = 1000  # values one axis may expand to (a range like 1-1000000 is refused, not run)
+MAX_TEXT_CHARS = 64 * 1024  # one axis's value text (a longer one is refused before it is split)
+MAX_DIGITS = 30  # a whole number longer than this is no setting (Python refuses 4300+ digits with a ValueError)
 
 _NUMBER = r"[+-]?\s*(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RANGE = re.compile(
@@ -36,8 +38,19 @@ def split_values(text: str | None) -> list[str]:
     """The entries of a comma-separated list (csv quoting, surrounding spaces dropped, empty entries skipped)."""
     if not text or not str(text).strip():
         return []
-    rows = csv.reader(io.StringIO(str(text)), skipinitialspace=True)
+    text = str(text)
+    check_text_length(text)
+    try:
+        rows = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+    except csv.Error as e:  # e.g. one entry over csv's field size limit (131,072 characters)
+        raise AxisValueError(f"the values cannot be read as a comma-separated list: {e}") from None
     return [entry.strip() for row in rows for entry in row if entry.strip()]
+
+
+def check_text_length(text: str, what: str = "the value text") -> None:
+    """:class:`AxisValueError` when an axis's value text is longer than :data:`MAX_TEXT_CHARS`."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise AxisValueError(f"{what} has {len(text)} characters; an axis takes at most {MAX_TEXT_CHARS}")
 
 
 def join_values(values: Sequence[object]) -> str:
@@ -77,11 +90,17 @@ def parse_floats(entries: Sequence[str]) -> list[float]:
         else:
             start, end = _float(match["start"], entry), _float(match["end"], entry)
             if match["count"] is not None:
-                values += _spread(start, end, _count(match["count"], entry))
+                count = _count(match["count"], entry)
+                _check_span(end - start, entry)
+                values += _spread(start, end, count)
             else:
                 step = _float(match["step"], entry) if match["step"] is not None else (1.0 if end >= start else -1.0)
                 _check_step(step, start, end, entry)
-                n = math.floor((end - start) / step + 1e-9) + 1  # the end is included when a step lands on it
+                _check_span(end - start, entry)
+                steps = (end - start) / step  # finite and >= 0, or inf for a tiny step
+                if not math.isfinite(steps) or steps >= MAX_VALUES:
+                    raise AxisValueError(f"{entry!r} makes more than {MAX_VALUES} values")
+                n = math.floor(steps + 1e-9) + 1  # the end is included when a step lands on it
                 _check_size(n, entry)
                 values += [_tidy(start + i * step) for i in range(n)]
         _check_size(len(values), entry)
@@ -102,6 +121,8 @@ def _int(text: str, entry: str | None = None) -> int:
     cleaned = text.replace(" ", "")
     if not re.fullmatch(r"[+-]?\d+", cleaned):
         raise AxisValueError(f"{entry or text!r} is not a whole number or a range like 1-5, 1-5 (+2), 1-5 [3]")
+    if len(cleaned.lstrip("+-").lstrip("0")) > MAX_DIGITS:
+        raise AxisValueError(f"{_short(entry or text)!r} is too large a number (more than {MAX_DIGITS} digits)")
     return int(cleaned)
 
 
@@ -116,6 +137,8 @@ def _float(text: str, entry: str | None = None) -> float:
 
 
 def _count(text: str, entry: str) -> int:
+    if len(text.lstrip("0")) > MAX_DIGITS:
+        raise AxisValueError(f"{_short(entry)!r} makes more than {MAX_VALUES} values")
     count = int(text)
     if count < 1:
         raise AxisValueError(f"{entry!r}: the count in [ ] must be at least 1")
@@ -128,6 +151,16 @@ def _check_step(step: float, start: float, end: float, entry: str) -> None:
         raise AxisValueError(f"{entry!r}: the step must not be 0")
     if (end - start) * step < 0:
         raise AxisValueError(f"{entry!r}: a step of {step:g} never goes from {start:g} to {end:g}")
+
+
+def _check_span(span: float, entry: str) -> None:
+    """A range whose width is not a finite number (-1e308-1e308) has no values to spread or step over."""
+    if not math.isfinite(span):
+        raise AxisValueError(f"{entry!r} is too wide a range: its ends must be less than about 1e308 apart")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}…({len(text)} characters)"
 
 
 def _check_size(count: float, entry: str) -> None:

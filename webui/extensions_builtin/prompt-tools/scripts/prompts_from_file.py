@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 from pydantic import ValidationError
 
-from webui.limits import LimitExceeded, check
+from webui.limits import LimitExceeded, check, work_units
 from webui.plugins import context
 from webui.plugins.api import Processed, Processing, Script, process_images
 from webui.plugins.jobs import job_part
@@ -47,7 +47,7 @@ class PromptsFromFile(Script):
         """Every line parsed and made into its job's settings before anything is queued (a 422)."""
         lines = _lines(position, text)
         limits = script_limits.current()
-        images = 0
+        images, work = 0, 0.0
         for line in lines:
             job = _line_job(p, line, position, deep=False)
             try:
@@ -61,6 +61,11 @@ class PromptsFromFile(Script):
                 raise ValueError(f"line {line.number}: the lines ask for {images} images so far; the limit "
                                  f"(limit_images_per_job) is {limits.images_per_job}")
             _check_names(line)
+            work += work_units(line_request)
+        if limits is not None and work > limits.work_per_job:  # the lines are one job: one work limit
+            raise ValueError(f"the {len(lines)} lines would take {work:.0f} units of work in all (512×512 "
+                             f"image-steps: pixels × steps × images over every pass); the limit "
+                             f"(limit_work_per_job) is {limits.work_per_job}")
 
     def run(self, p: Processing, iterate: Any = False, same_seed: Any = False, position: Any = "start",
             text: Any = "") -> Processed:

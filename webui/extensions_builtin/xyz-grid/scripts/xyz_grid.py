@@ -36,6 +36,11 @@ def _options() -> Any:
     return studio.options.snapshot() if studio is not None else None
 
 
+def _styles() -> Any:
+    studio = _studio()
+    return getattr(studio, "styles", None) if studio is not None else None
+
+
 class XYZPlot(Script):
     def title(self) -> str:
         return TITLE
@@ -138,10 +143,10 @@ class XYZPlot(Script):
 
     def check_args(self, p: Processing, *args: Any) -> None:
         """Every axis and value, before anything is queued (a ValueError is the API's 422)."""
-        plan_plot(p, args, _env(), _options())
+        plan_plot(p, args, _env(), _options(), _styles())
 
     def run(self, p: Processing, *args: Any) -> Processed:
-        return run_plot(p, plan_plot(p, args, _env(), _options()), process_images)
+        return run_plot(p, plan_plot(p, args, _env(), _options(), _styles()), process_images)
 
 
 def _axis_or_nothing(tab: str, kind: Any) -> Any:
