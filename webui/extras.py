@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,10 @@ SCALE_BY, SCALE_TO = 0, 1
 NO_UPSCALER = "None"
 # Text chunks A1111 writes: the postprocessing keys under both names (the API's PNG and the saved file).
 POSTPROCESS_CHUNKS = ("postprocessing", "extras")
+# The API answers a batch with every result at once (encoded), so a batch's results together may
+# hold at most this many times limit_extras_pixels. A module constant, not a setting (yet): the
+# Limits section of webui/settings.py is the place for one.
+BATCH_PIXELS_FACTOR = 4
 FACE_RESTORE_NOTE = ("Face restoration (GFPGAN / CodeFormer) is not available in SD Studio: no face restorer ships "
                      "with it, so those settings were ignored.")
 
@@ -91,8 +96,9 @@ class ExtrasSettings:
         """The same settings with canonical upscaler names and checked numbers; ExtrasError if not."""
         if self.resize_mode not in (SCALE_BY, SCALE_TO):
             raise ExtrasError("resize_mode", f"must be 0 (scale by) or 1 (scale to), not {self.resize_mode!r}")
-        if self.resize_mode == SCALE_BY and not 0 < self.upscaling_resize <= 16:
-            raise ExtrasError("upscaling_resize", f"must be above 0 and at most 16, not {self.upscaling_resize}")
+        if self.resize_mode == SCALE_BY and not 0 < self.upscaling_resize < math.inf:
+            # No upper bound of its own (A1111 has none either): limit_extras_pixels bounds the result.
+            raise ExtrasError("upscaling_resize", f"must be a number above 0, not {self.upscaling_resize}")
         if self.resize_mode == SCALE_TO:
             for name in ("upscaling_resize_w", "upscaling_resize_h"):
                 if getattr(self, name) < 1:
@@ -126,27 +132,47 @@ class ExtrasSettings:
 
 @dataclass(frozen=True)
 class ExtrasLimits:
-    pixels: int  # of one result, and of what the upscalers make before a crop
+    pixels: int  # of one input, of one result, and of what the upscalers make before a crop
     images: int  # in one batch
+
+    @property
+    def batch_pixels(self) -> int:
+        """The most pixels a batch's results may hold together when all are kept (the API's answer)."""
+        return self.pixels * BATCH_PIXELS_FACTOR
 
     @classmethod
     def from_options(cls, options: Any) -> "ExtrasLimits":
         return cls(int(options.get("limit_extras_pixels")), int(options.get("limit_extras_images")))
 
 
-def check(sizes: Sequence[tuple[int, int]], settings: ExtrasSettings, limits: ExtrasLimits, field: str) -> None:
-    """LimitExceeded (before any work) for too many images or a result over the pixel cap."""
+def check(sizes: Sequence[tuple[int, int]], settings: ExtrasSettings, limits: ExtrasLimits, field: str, *,
+          total: int | None = None) -> None:
+    """LimitExceeded (before any work) for too many images, an input or a result over the pixel cap,
+    or (``total`` given) results that together make more than ``total`` pixels.
+
+    ``sizes`` are read from the files' headers (``Image.open`` without ``load()``), so a small file
+    that decodes to gigabytes is refused before it is decoded.
+    """
     if len(sizes) > limits.images:
         raise LimitExceeded(field, f"{len(sizes)} images; the limit (limit_extras_images) is {limits.images}")
+    all_made = 0
     for index, size in enumerate(sizes):
+        where = f"{field}[{index}]" if len(sizes) > 1 else field
+        if size[0] * size[1] > limits.pixels:
+            raise LimitExceeded(where, f"{where}: the image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels; "
+                                       f"the limit (limit_extras_pixels) is {limits.pixels}")
         made = settings.output_size(size)
+        all_made += made[0] * made[1]
         if settings.upscales and settings.resize_mode == SCALE_TO:  # the upscaled image before the crop
             scale = settings.scale_for(size)
             made = max(made, (int(size[0] * scale), int(size[1] * scale)), key=lambda s: s[0] * s[1])
         if made[0] * made[1] > limits.pixels:
-            where = f"{field}[{index}]" if len(sizes) > 1 else field
             raise LimitExceeded(where, f"{where}: upscaling {size[0]}x{size[1]} makes {made[0]}x{made[1]} = "
                                        f"{made[0] * made[1]} pixels; the limit (limit_extras_pixels) is {limits.pixels}")
+    if total is not None and all_made > total:
+        raise LimitExceeded(field, f"{field}: the {len(sizes)} results would make {all_made} pixels together; one "
+                                   f"batch may make at most {total} ({BATCH_PIXELS_FACTOR} × limit_extras_pixels): "
+                                   "send fewer images at a time")
 
 
 @dataclass

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,47 @@ def test_the_tab_through_the_gradio_client(live_server):
         shown_bytes = Path(gallery[0]["image"]).read_bytes()
     saved = list((live_server.data_dir / "outputs" / "extras-images").glob("*.png"))
     assert any(p.read_bytes() == shown_bytes for p in saved)  # what the page shows is the saved file
+
+
+def header_only_png(width: int, height: int) -> str:
+    """A PNG whose header says ``width`` × ``height`` but whose pixel data is cut short: reading its
+    size is fine, decoding it fails (so a limit that answers first never decoded it)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return base64.b64encode(png).decode("ascii")
+
+
+def test_sizes_are_checked_from_the_headers_before_any_image_is_decoded(live_server):
+    # 8192x8192 (268 MB decoded) shrunk to 0.5: the result would fit, the input does not.
+    for path, body in [
+        ("/sdapi/v1/extra-batch-images", {"imageList": [{"data": b64(picture(8, 8)), "name": "a.png"},
+                                                        {"data": header_only_png(8192, 8192), "name": "b.png"}]}),
+        ("/sdapi/v1/extra-single-image", {"image": header_only_png(8192, 8192)}),
+    ]:
+        refused = assert_error(live_server.post(path, json={"upscaler_1": "Lanczos", "upscaling_resize": 0.5, **body}),
+                               mentions="8192x8192 = 67108864 pixels; the limit (limit_extras_pixels)")
+        assert refused["error"] == "LimitExceeded"  # not "not a readable image": it was never decoded
+
+
+def test_a_batch_may_make_at_most_four_times_the_pixel_limit_in_all(live_server, restore_options):
+    assert live_server.post("/sdapi/v1/options", json={"limit_extras_pixels": 4096}).status_code == 200
+    body = {"upscaler_1": "Nearest", "upscaling_resize": 8}  # 8x8 → 64x64 = 4096 pixels each, at the limit
+    image = {"data": b64(picture(8, 8), text=None), "name": "a.png"}
+    refused = live_server.post("/sdapi/v1/extra-batch-images", json={**body, "imageList": [image] * 5})
+    assert_error(refused, mentions="20480 pixels together")
+    fits = live_server.post("/sdapi/v1/extra-batch-images", json={**body, "imageList": [image] * 4})
+    assert fits.status_code == 200, fits.text
+    assert [decode(data).size for data in fits.json()["images"]] == [(64, 64)] * 4
+
+
+def test_a_factor_below_one_shrinks_the_image_as_in_a1111(live_server):
+    body = single(live_server, upscaler_1="Lanczos", upscaling_resize=0.5)
+    image = decode(body["image"])
+    assert image.size == (20, 15)
+    assert np.array_equal(pixels(image), pixels(picture(40, 30).resize((20, 15), Image.Resampling.LANCZOS)))
+    assert image.info["postprocessing"] == "Postprocess upscale by: 0.5, Postprocess upscaler: Lanczos"
+    assert_error(live_server.post("/sdapi/v1/extra-single-image", json={"image": b64(picture(8, 8)),
+                                                                         "upscaling_resize": 0}), mentions="greater than 0")

@@ -100,3 +100,29 @@ def test_the_scripts_are_img2img_only(live_server):
     titles = live_server.get("/sdapi/v1/scripts").json()
     assert {"sd upscale", "outpainting mk2", "poor man's outpainting", "loopback"} <= {
         t.lower() for t in titles["img2img"]}
+
+
+def test_sd_upscale_with_a_model_never_overshoots_the_upscaled_size(tmp_path, monkeypatch):
+    # SD upscale gets its upscaled image from upscaler_choice.upscale_to(init, size, name), checking
+    # only `size` against limit_extras_pixels: the passes on the way must stay near it. A 2× model
+    # at 3× used to make 4× first (64x64, then down to 48x48).
+    from tests.kit.upscalers import write_esrgan
+    from webui.scripts import upscaler_choice
+    from webui.upscaling import Upscalers
+
+    write_esrgan(tmp_path / "ESRGAN" / "tiny-2x.safetensors", scale=2)
+    service = Upscalers.for_models_dir(tmp_path)
+    made, run = [], service._run
+
+    def recorded(*args):
+        out = run(*args)
+        made.append(out.size)
+        return out
+
+    monkeypatch.setattr(service, "_run", recorded)
+    monkeypatch.setattr(upscaler_choice, "_service", lambda: service)
+
+    init = picture(16, 16)
+    size = (round(init.width * 3), round(init.height * 3))  # sd_upscale's _plan
+    assert upscaler_choice.upscale_to(init, size, "tiny-2x").size == (48, 48)
+    assert len(made) == 2 and all(w <= 48 + 1 and h <= 48 + 1 for w, h in made), made  # 32², then 48²

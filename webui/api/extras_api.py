@@ -10,16 +10,25 @@ model also returns the image unrestored, so an A1111 client keeps working).
 
 The endpoints are plain ``def``: the work runs on a threadpool thread, never on the event loop,
 and holds the device lock one image at a time (webui/extras.py says why).
+
+Memory: every image's size is read from its header first (``Image.open`` without ``load()``) and
+checked (limit_extras_images, limit_extras_pixels for each input and result, and
+``extras.BATCH_PIXELS_FACTOR`` × limit_extras_pixels for a batch's results together) before any
+image is decoded; then each is decoded, upscaled and encoded in turn, so one full image is held
+at a time (the answer holds the encoded results).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import io
 import logging
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from webui import extras
@@ -28,7 +37,7 @@ from webui.api.common import error_response, field_error
 from webui.app import Studio
 from webui.auth.users import User
 from webui.limits import LimitExceeded
-from webui.request_img2img import decode_image
+from webui.request_img2img import MAX_INPUT_SIDE
 from webui.upscaling import UpscalerError
 
 log = logging.getLogger(__name__)
@@ -42,7 +51,9 @@ class ExtrasBaseRequest(BaseModel):
     codeformer_visibility: float = Field(0, ge=0, le=1, allow_inf_nan=False,
                                          description="Accepted and ignored: no face restorer ships (a note says so)")
     codeformer_weight: float = Field(0, ge=0, le=1, allow_inf_nan=False)
-    upscaling_resize: float = Field(2, ge=1, le=8, allow_inf_nan=False, description="Scale factor (resize_mode 0)")
+    upscaling_resize: float = Field(2, gt=0, allow_inf_nan=False,
+                                    description="Scale factor (resize_mode 0); below 1 shrinks. As A1111: no upper "
+                                                "bound of its own, limit_extras_pixels bounds the result")
     upscaling_resize_w: int = Field(512, ge=1, description="Target width (resize_mode 1)")
     upscaling_resize_h: int = Field(512, ge=1, description="Target height (resize_mode 1)")
     upscaling_crop: bool = Field(True, description="Crop to exactly the target size (resize_mode 1)")
@@ -80,11 +91,25 @@ class ExtrasBatchImagesResponse(ExtraBaseResponse):
 def extras_router(studio: Studio) -> APIRouter:
     router = APIRouter(prefix="/sdapi/v1", tags=["sdapi (A1111-compatible)"])
 
-    def process(req: ExtrasBaseRequest, inputs: list[extras.ExtrasInput], field: str) -> tuple[list[str], str] | Any:
+    def process(req: ExtrasBaseRequest, items: list[tuple[bytes, str | None, tuple[Any, ...]]],
+                field: str) -> tuple[list[str], str] | Any:
+        """Check every image from its header, then decode, upscale and encode them one at a time."""
         settings = extras.settings_from(req.model_dump())
+        limits = extras.ExtrasLimits.from_options(studio.options)
+        with_text = bool(studio.options.enable_pnginfo)
+        images, text = [], ""
         try:
-            made = extras.run(inputs, settings, studio.upscalers, limits=extras.ExtrasLimits.from_options(studio.options),
-                              device_lock=studio.manager.lock, field=field)
+            resolved = settings.resolved(studio.upscalers)
+            sizes = [_header_size(raw, loc) for raw, _, loc in items]  # nothing decoded yet
+            extras.check(sizes, resolved, limits, field, total=limits.batch_pixels if len(items) > 1 else None)
+            for raw, name, loc in items:
+                made = extras.run([extras.ExtrasInput(_decoded(raw, loc), name)], resolved, studio.upscalers,
+                                  limits=limits, device_lock=studio.manager.lock, field=field)
+                images.append(base64.b64encode(made[0].png_bytes(with_text)).decode("ascii"))
+                text = made[0].text
+                del made  # the full image goes before the next one is decoded
+        except RequestValidationError:
+            raise
         except extras.ExtrasError as e:
             raise RequestValidationError([field_error((e.field,), e.reason)]) from None
         except LimitExceeded as e:
@@ -94,15 +119,12 @@ def extras_router(studio: Studio) -> APIRouter:
         except Exception as e:  # a failure of ours: an answer, not a dropped connection
             log.exception("extras failed")
             return error_response(500, "ExtrasFailed", f"{type(e).__name__}: {e}")
-        with_text = bool(studio.options.enable_pnginfo)
-        images = [base64.b64encode(item.png_bytes(with_text)).decode("ascii") for item in made]
-        return images, extras.html_info(made[-1].text if made else "", settings.notes())
+        return images, extras.html_info(text, settings.notes())
 
     @router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses={400: {}, 422: {}, 500: {}})
     def extra_single_image(req: ExtrasSingleImageRequest, user: User = Depends(caller)):
         """Upscale one image (A1111's Extras); the result is not saved."""
-        image = _decoded(req.image, ("image",))
-        outcome = process(req, [extras.ExtrasInput(image)], "image")
+        outcome = process(req, [(_raw(req.image, ("image",)), None, ("image",))], "image")
         if not isinstance(outcome, tuple):
             return outcome
         images, html_info = outcome
@@ -112,12 +134,12 @@ def extras_router(studio: Studio) -> APIRouter:
     def extra_batch_images(req: ExtrasBatchImagesRequest, user: User = Depends(caller)):
         """Upscale several images with the same settings; results in the same order, not saved."""
         limit = extras.ExtrasLimits.from_options(studio.options).images
-        if len(req.imageList) > limit:  # before decoding any of them
+        if len(req.imageList) > limit:  # before reading any of them
             return submit_refusal(LimitExceeded("imageList", f"{len(req.imageList)} images; the limit "
                                                              f"(limit_extras_images) is {limit}"))
-        inputs = [extras.ExtrasInput(_decoded(item.data, ("imageList", i, "data")), item.name)
-                  for i, item in enumerate(req.imageList)]
-        outcome = process(req, inputs, "imageList")
+        items = [(_raw(item.data, ("imageList", i, "data")), item.name, ("imageList", i, "data"))
+                 for i, item in enumerate(req.imageList)]
+        outcome = process(req, items, "imageList")
         if not isinstance(outcome, tuple):
             return outcome
         images, html_info = outcome
@@ -126,10 +148,41 @@ def extras_router(studio: Studio) -> APIRouter:
     return router
 
 
-def _decoded(data: str, loc: tuple[Any, ...]):
-    if not data or not data.strip():
+def _raw(data: str, loc: tuple[Any, ...]) -> bytes:
+    """The file's bytes from base64 text or a data URL (still compressed: nothing decoded)."""
+    text = (data or "").strip()
+    if not text:
         raise RequestValidationError([field_error(loc, "no image given")])
+    if text.startswith("data:"):
+        if "," not in text:
+            raise RequestValidationError([field_error(loc, "a data URL needs a ',' before the base64 data")])
+        text = text.split(",", 1)[1]
     try:
-        return decode_image(data)
-    except ValueError as e:
-        raise RequestValidationError([field_error(loc, str(e))]) from None
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestValidationError([field_error(loc, "not valid base64")]) from None
+
+
+def _header_size(raw: bytes, loc: tuple[Any, ...]) -> tuple[int, int]:
+    """The image's size from its header alone (``Image.open`` reads no pixels)."""
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise RequestValidationError([field_error(loc, f"not a readable image ({type(e).__name__})")]) from None
+    if size[0] < 1 or size[1] < 1:
+        raise RequestValidationError([field_error(loc, "the image has no pixels")])
+    if max(size) > MAX_INPUT_SIDE:
+        raise RequestValidationError([field_error(loc, f"the image is {size[0]}x{size[1]}; each side may be at "
+                                                       f"most {MAX_INPUT_SIDE}")])
+    return size
+
+
+def _decoded(raw: bytes, loc: tuple[Any, ...]) -> Image.Image:
+    """The image, decoded (after its size was checked)."""
+    try:
+        image = Image.open(io.BytesIO(raw))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise RequestValidationError([field_error(loc, f"not a readable image ({type(e).__name__})")]) from None
+    return image

@@ -29,6 +29,7 @@ BUILTIN_UPSCALERS: tuple[str, ...] = ("None", "Lanczos", "Nearest")
 _RESAMPLE = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NEAREST}
 _MAX_PASSES = 3  # A1111 runs a model at most three times to reach a larger scale
 DEFAULT_TILE, DEFAULT_OVERLAP = 192, 8  # A1111's ESRGAN_tile / ESRGAN_tile_overlap
+DEFAULT_PASS_LIMIT = 6144 * 6144  # limit_extras_pixels's default, when no options are given
 
 __all__ = ["BUILTIN_UPSCALERS", "UpscalerError", "UpscalerItem", "Upscalers"]
 
@@ -125,7 +126,11 @@ class Upscalers:
                    overlap: int | None = None, interrupted: Callable[[], bool] | None = None) -> Image.Image:
         """``image`` made exactly ``size``: the model (repeated up to 3 times), then Lanczos to fit.
 
-        "None" resizes with Lanczos only (A1111's hires fix does the same).
+        "None" resizes with Lanczos only (A1111's hires fix does the same). Sizes on the way: the
+        first pass makes ``image`` × the model's factor ``s`` (the original is shrunk only when that
+        would exceed 4 × limit_extras_pixels); a later pass that would overshoot runs on the image
+        shrunk to ceil(size / s), so no image after the first pass is more than ``s - 1`` pixels
+        wider or taller than ``size``.
         """
         canonical = self.find(name)
         width, height = int(size[0]), int(size[1])
@@ -138,15 +143,31 @@ class Upscalers:
         if canonical != "None":
             model = self._model(self._file(canonical))
             tile, overlap = self._tiling(tile, overlap)
-            for _ in range(_MAX_PASSES):
+            factor = max(1, int(model.scale))
+            for done in range(_MAX_PASSES):
                 if image.width >= width and image.height >= height:
                     break
                 if interrupted is not None and interrupted():
                     break
+                overshoots = image.width * factor > width or image.height * factor > height
+                too_big = image.width * image.height * factor * factor > self._pass_budget()
+                if overshoots and (done or too_big):
+                    # This pass would overshoot (A1111: 4× at 4.05 makes 16× first). Land it at the target
+                    # instead: its input shrunk to ceil(target / factor), so the pass ends at most
+                    # factor - 1 pixels past the target. The first pass sees the original unless its
+                    # result would not fit the memory budget (a huge image enlarged a little): shrinking
+                    # the original throws detail away, so only then.
+                    image = image.resize((-(-width // factor), -(-height // factor)), resample=Image.Resampling.LANCZOS)
                 image = self._run(model, image, tile, overlap)
         if image.size != (width, height):
             image = image.resize((width, height), resample=Image.Resampling.LANCZOS)
         return image
+
+    def _pass_budget(self) -> int:
+        """The most pixels one model pass may make: 4 × limit_extras_pixels (the largest result a
+        request may ask for), so the memory a pass takes is bounded by the limits, not by the input."""
+        limit = self.options.get("limit_extras_pixels") if self.options is not None else None
+        return 4 * int(limit or DEFAULT_PASS_LIMIT)
 
     def model_scale(self, name: str) -> int:
         """The model's own factor (loads it); 1 for the model-free upscalers."""
