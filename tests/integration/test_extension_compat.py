@@ -204,7 +204,8 @@ def test_basedir_is_the_calling_scripts_extension(studio):
     namespace: dict = {}
     exec(compile("from modules import scripts\nfound = scripts.basedir()", str(script_file), "exec"), namespace)
     assert Path(namespace["found"]) == studio.paths.extensions_dir / "a1111-style"
-    assert [s.title() for s in scripts.scripts_txt2img.alwayson] == ["Prompt rewriter"]
+    # A1111's ScriptRunner view: the built-in ControlNet, then the extension's always-on script.
+    assert [s.title() for s in scripts.scripts_txt2img.alwayson] == ["ControlNet", "Prompt rewriter"]
 
 
 def test_failing_hook_is_noted_then_switched_off(tmp_path, make_studio):
