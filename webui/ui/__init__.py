@@ -29,7 +29,12 @@ from webui.ui.extras_tab import build_extras_tab
 from webui.ui.generation_panel import GenerationTab
 from webui.ui.img2img import Img2ImgTab, build_img2img_tab
 from webui.ui.merger_tab import build_merger_tab
-from webui.ui.paste_params import PasteTab, studio_target, wire_paste
+from webui.ui.paste_params import (
+    PasteTab,
+    script_paste_fields,
+    studio_target,
+    wire_paste,
+)
 from webui.ui.png_info_tab import build_png_info_tab, wire_png_info_send
 from webui.ui.protocol import StudioView
 from webui.ui.send_to import wire_send
@@ -173,7 +178,10 @@ def _wire_between_tabs(studio: StudioView, tabs: gr.Tabs, txt2img: GenerationTab
                   "seed_resize_from_h": s.resize_h, **getattr(tab, "extra_fields", {})}
         upscaler = fields.get("hr_upscaler")
         choices = (lambda u=upscaler: [c[1] if isinstance(c, tuple) else c for c in u.choices]) if upscaler else None
-        targets[name] = PasteTab(fields, studio_target(studio, list(fields), choices), pasted)
+        scripted = script_paste_fields(studio, name)  # extensions' infotext_fields (ControlNet units...)
+        fields.update({key: component for key, (component, _) in scripted.items()})
+        targets[name] = PasteTab(fields, studio_target(studio, list(fields), choices), pasted,
+                                 {key: read for key, (_, read) in scripted.items()})
     for tab in (txt2img, img2img):
         wire_send(tab.send, tab.results, tab.row.prompt, tab.row.negative, tabs, img2img.inputs, targets)
     for name, tab in (("txt2img", txt2img), ("img2img", img2img)):

@@ -218,3 +218,23 @@ def overrides_from_pairs(pairs: Collection[str] | None, target: PasteTarget) -> 
                 raise ValueError(f"Override settings: VAE {value!r} is not here any more")
             found["sd_vae"] = name
     return found
+
+
+# An extension's field (A1111's ``Script.infotext_fields``): an infotext key, or a function of the
+# parsed parameters returning the value (None: leave the field as it is).
+ScriptKey = str | Callable[[Mapping[str, Any]], Any]
+
+
+def script_values(params: Mapping[str, Any], keys: Mapping[str, ScriptKey], problems: list[str]) -> dict[str, Any]:
+    """(field name → value) for extensions' fields: the key's value in the text, or what its function
+    returns. A function that raises leaves its field alone and is listed in ``problems``."""
+    found: dict[str, Any] = {}
+    for name, key in keys.items():
+        try:
+            value = key(params) if callable(key) else params.get(key)
+        except Exception as e:  # an extension's reader: the rest of the paste still applies
+            problems.append(f"{key if isinstance(key, str) else name}: {e}")
+            continue
+        if value is not None:
+            found[name] = value
+    return found

@@ -8,32 +8,56 @@ The table of what fills what is webui/ui/paste_fields.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import gradio as gr
 
 from webui import infotext
 from webui.request import USE_SAME_SCHEDULER
 from webui.ui.generation_panel import offered_schedules
-from webui.ui.paste_fields import PasteTarget, overrides_from_pairs, paste_values
+from webui.ui.paste_fields import (
+    PasteTarget,
+    ScriptKey,
+    overrides_from_pairs,
+    paste_values,
+    script_values,
+)
 from webui.ui.protocol import StudioView
 
 OnParsed = Callable[[str, dict], Any]
 
 
-def fields_from_infotext(text: str, on_parsed: OnParsed | None = None, target: PasteTarget | None = None
-                         ) -> tuple[dict[str, Any], list[str]]:
+def fields_from_infotext(text: str, on_parsed: OnParsed | None = None, target: PasteTarget | None = None,
+                         script_fields: Mapping[str, ScriptKey] | None = None) -> tuple[dict[str, Any], list[str]]:
     """(field name → value, problems) for the parameters ``text`` holds.
 
     ``on_parsed(text, params)`` may change the parsed parameters first (extensions'
-    ``on_infotext_pasted``); ``target``: the tab the values are for (see ``paste_values``)."""
+    ``on_infotext_pasted``); ``target``: the tab the values are for (see ``paste_values``);
+    ``script_fields``: the scripts' fields (see ``script_paste_fields``)."""
     params = infotext.parse_infotext(text)
     if on_parsed is not None:
         on_parsed(text, params)
     if "Steps" not in params:  # no parameter line (it always starts with Steps): a prompt, not an infotext
         return {}, []
-    return paste_values(params, target)
+    values, problems = paste_values(params, target)
+    if script_fields:
+        values.update(script_values(params, script_fields, problems))
+    return values, problems
+
+
+def script_paste_fields(studio: StudioView, tab: str) -> dict[str, tuple[Any, ScriptKey]]:
+    """The ``infotext_fields`` the scripts of ``tab`` set in ``ui()`` (A1111's ``[(component, key)]``,
+    the key an infotext key or a function of the parsed parameters), by a field name of their own."""
+    plugins = getattr(studio, "plugins", None)
+    script_set = plugins.scripts.get(tab) if plugins is not None else None
+    found: dict[str, tuple[Any, ScriptKey]] = {}
+    for n, script in enumerate(script_set.scripts if script_set is not None else ()):
+        for i, pair in enumerate(getattr(script, "infotext_fields", None) or ()):
+            if (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], gr.components.Component)
+                    and (isinstance(pair[1], str) or callable(pair[1]))):
+                found[f"script_{n}_{i}"] = (pair[0], pair[1])
+    return found
 
 
 def studio_target(studio: StudioView, names: list[str], upscaler_choices: Callable[[], list[str]] | None = None
@@ -65,11 +89,12 @@ class PasteTab:
     fields: dict[str, Any]
     target: PasteTarget | None = None
     on_parsed: OnParsed | None = None
+    script_fields: dict[str, ScriptKey] = field(default_factory=dict)  # field name → key, for scripts' fields
 
     def updates(self, text: str) -> tuple[list[Any], str | None]:
         """One output per field (``gr.skip()`` where the text says nothing), and the message
         (None when the text holds no parameters)."""
-        values, problems = fields_from_infotext(text, self.on_parsed, self.target)
+        values, problems = fields_from_infotext(text, self.on_parsed, self.target, self.script_fields)
         if not values:
             return [gr.skip()] * len(self.fields), None
         return [_update(name, values) for name in self.fields], (f"Not used: {'; '.join(problems)}" if problems else "")
