@@ -94,21 +94,27 @@ def test_a_model_smaller_than_the_factor_runs_again(service):
     assert np.abs(pixels(twice) - pixels(again)).max() <= 1  # the same as running it twice by hand
 
 
-@pytest.mark.parametrize(("name", "factor", "source", "scale", "target"), [
-    ("4x_old_layout", 4, (20, 10), 4.05, (81, 40)),  # A1111: 80x40, then 320x160, then down to 81x40
-    ("2x_old_layout", 2, (12, 8), 3, (36, 24)),  # A1111: 24x16, then 48x32, then down to 36x24
-])
-def test_no_pass_overshoots_the_target_by_more_than_the_models_factor(service, monkeypatch, name, factor, source,
-                                                                      scale, target):
+def record_passes(upscalers: Upscalers, monkeypatch) -> list[tuple[int, int]]:
+    """The size of every model pass ``upscalers`` makes from now on."""
     made: list[tuple[int, int]] = []
-    run = service._run
+    run = upscalers._run
 
     def recorded(model, image, tile, overlap):
         out = run(model, image, tile, overlap)
         made.append(out.size)
         return out
 
-    monkeypatch.setattr(service, "_run", recorded)
+    monkeypatch.setattr(upscalers, "_run", recorded)
+    return made
+
+
+@pytest.mark.parametrize(("name", "factor", "source", "scale", "target"), [
+    ("4x_old_layout", 4, (20, 10), 4.05, (81, 40)),  # A1111: 80x40, then 320x160, then down to 81x40
+    ("2x_old_layout", 2, (12, 8), 3, (36, 24)),  # A1111: 24x16, then 48x32, then down to 36x24
+])
+def test_no_pass_overshoots_the_target_by_more_than_the_models_factor(service, monkeypatch, name, factor, source,
+                                                                      scale, target):
+    made = record_passes(service, monkeypatch)
     result = service.upscale(picture(*source), scale, name)
 
     assert result.size == target and len(made) == 2
@@ -122,15 +128,7 @@ def test_a_pass_never_makes_more_than_four_times_the_extras_limit(models_dir, mo
     pass; past 4 × limit_extras_pixels the original is shrunk first so the pass lands at the target."""
     options = {"limit_extras_pixels": 400, "ESRGAN_tile": 192, "ESRGAN_tile_overlap": 8}
     limited = Upscalers.for_models_dir(models_dir, options=options)
-    made: list[tuple[int, int]] = []
-    run = limited._run
-
-    def recorded(model, image, tile, overlap):
-        out = run(model, image, tile, overlap)
-        made.append(out.size)
-        return out
-
-    monkeypatch.setattr(limited, "_run", recorded)
+    made = record_passes(limited, monkeypatch)
     result = limited.upscale(picture(20, 10), 1.05, "4x_old_layout")
     assert result.size == (21, 10) and made == [(24, 12)]  # ceil(21/4)×ceil(10/4), then ×4: not 80×40
     assert limited.upscale(picture(8, 5), 2, "4x_old_layout").size == (16, 10)
