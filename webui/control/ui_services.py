@@ -31,10 +31,7 @@ class Services:
 
     @classmethod
     def current(cls) -> Services:
-        try:
-            return cls(context.plugins().studio)
-        except context.NotRunning:
-            return cls(None)
+        return cls(context.current_studio())
 
     def unit_count(self) -> int:
         """The setting ``control_net_unit_count`` (read when the page is built, as the extension does)."""

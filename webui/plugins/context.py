@@ -38,6 +38,16 @@ def plugins() -> Plugins:
     return _plugins
 
 
+def current_studio() -> Any:
+    """The running studio, or None (outside SD Studio's server: a unit test, a docs build)."""
+    return _plugins.studio if _plugins is not None else None
+
+
+def current_options() -> Any:
+    """The running studio's live options, or None."""
+    return _plugins.options if _plugins is not None else None
+
+
 def active_registry() -> CallbackRegistry:
     return plugins().callbacks
 

@@ -14,10 +14,7 @@ from webui.plugins import context
 
 def current() -> Limits | None:
     """The studio's limits now (None without a running studio: nothing to check against)."""
-    try:
-        options = context.plugins().options
-    except context.NotRunning:
-        return None
+    options = context.current_options()
     return Limits.from_options(options.snapshot()) if options is not None else None
 
 
@@ -35,10 +32,7 @@ def check_work(units: float, what: str) -> None:
 
 def check_pixels(width: int, height: int, what: str, key: str = "limit_pixels_per_image") -> None:
     """``what`` at ``width`` × ``height`` against the pixel limit option ``key``."""
-    try:
-        options = context.plugins().options
-    except context.NotRunning:
-        return
+    options = context.current_options()
     if options is None:
         return
     try:

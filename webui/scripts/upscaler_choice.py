@@ -21,11 +21,7 @@ _RESAMPLE = {"Lanczos": Image.Resampling.LANCZOS, "Nearest": Image.Resampling.NE
 
 
 def _service() -> Any:
-    try:
-        studio = context.plugins().studio
-    except context.NotRunning:
-        return None
-    return getattr(studio, "upscalers", None)
+    return getattr(context.current_studio(), "upscalers", None)
 
 
 def names() -> list[str]:

@@ -33,15 +33,8 @@ OVERRIDES = {"control_net_enabled": "enabled", "control_net_module": "module", "
 _UNITS, _MAPS, _SHOW_MAPS = "controlnet_units", "controlnet_detected_maps", "controlnet_show_maps"
 
 
-def _studio() -> Any:
-    try:
-        return context.plugins().studio
-    except context.NotRunning:
-        return None
-
-
 def unit_count() -> int:
-    studio = _studio()
+    studio = context.current_studio()
     try:
         return max(1, int(studio.options.get("control_net_unit_count"))) if studio is not None else DEFAULT_UNITS
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -49,12 +42,12 @@ def unit_count() -> int:
 
 
 def _services() -> tuple[Any, Any]:
-    studio = _studio()
+    studio = context.current_studio()
     return getattr(studio, "controlnets", None), getattr(studio, "preprocessors", None)
 
 
 def _max_pixels() -> int | None:
-    studio = _studio()
+    studio = context.current_studio()
     try:
         return int(studio.options.get("limit_pixels_per_image")) if studio is not None else None
     except (KeyError, TypeError, ValueError):
@@ -74,7 +67,7 @@ def _source(p: Processing) -> Source:
 
 def _model_family(p: Processing) -> str | None:
     """The family of the checkpoint the job will start on, when it is known without loading one."""
-    studio = _studio()
+    studio = context.current_studio()
     manager = getattr(studio, "manager", None)
     selected = getattr(manager, "selected", None)
     if selected is None:
@@ -146,7 +139,7 @@ class ControlNetScript(Script):
         setattr(p, _MAPS, [])
         if not units:
             return []
-        studio = _studio()
+        studio = context.current_studio()
         controlnets, preprocessors = _services()
         runs, maps = prepare_units(units, controlnets=controlnets, preprocessors=preprocessors, source=_source(p),
                                    width=p.width, height=p.height, max_pixels=_max_pixels())

@@ -55,13 +55,6 @@ def pixel_perfect_resolution(image: np.ndarray, target_H: int, target_W: int, re
     return _pixel_perfect((width, height), target_W, target_H, resize_mode_from_value(resize_mode))
 
 
-def _studio() -> Any:
-    try:
-        return context.plugins().studio
-    except context.NotRunning:
-        return None
-
-
 def is_cn_script(script: Any) -> bool:
     try:
         return str(script.title()).lower() == "controlnet"
@@ -104,7 +97,7 @@ def get_single_unit_from(script_args: Any, index: int = 0) -> ControlNetUnit | N
 
 
 def get_max_models_num() -> int:
-    studio = _studio()
+    studio = context.current_studio()
     try:
         return int(studio.options.get("control_net_unit_count")) if studio is not None else 3
     except (KeyError, TypeError, ValueError):
@@ -141,7 +134,7 @@ def update_cn_script_in_place(script_runner: Any, script_args: list[Any], cn_uni
 
 def get_models(update: bool = False) -> list[str]:
     """Model titles (``stem [hash]``), as ``/controlnet/model_list`` lists them."""
-    studio = _studio()
+    studio = context.current_studio()
     controlnets = getattr(studio, "controlnets", None)
     if controlnets is None:
         return []
@@ -151,7 +144,7 @@ def get_models(update: bool = False) -> list[str]:
 
 
 def get_modules(alias_names: bool = False) -> list[str]:
-    studio = _studio()
+    studio = context.current_studio()
     preprocessors = getattr(studio, "preprocessors", None)
     if preprocessors is None:
         return []
@@ -161,7 +154,7 @@ def get_modules(alias_names: bool = False) -> list[str]:
 
 
 def get_modules_detail(alias_names: bool = False) -> dict[str, Any]:
-    studio = _studio()
+    studio = context.current_studio()
     preprocessors = getattr(studio, "preprocessors", None)
     return dict(preprocessors.detail()) if preprocessors is not None else {}
 

@@ -15,13 +15,6 @@ from webui.scripts.xyz_axes import Axis, AxisEnv, add_axes
 from webui.scripts.xyz_values import AxisValueError
 
 
-def _studio() -> Any:
-    try:
-        return context.plugins().studio
-    except context.NotRunning:
-        return None
-
-
 def _set(attr: str) -> Callable[[Any, Any, Sequence[Any]], None]:
     def apply(p: Any, value: Any, values: Sequence[Any]) -> None:
         setattr(p, attr, value)
@@ -29,17 +22,17 @@ def _set(attr: str) -> Callable[[Any, Any, Sequence[Any]], None]:
 
 
 def _models(env: AxisEnv) -> list[str]:
-    controlnets = getattr(_studio(), "controlnets", None)
+    controlnets = getattr(context.current_studio(), "controlnets", None)
     return [t for t in controlnets.titles() if t != "None"] if controlnets is not None else []
 
 
 def _modules(env: AxisEnv) -> list[str]:
-    preprocessors = getattr(_studio(), "preprocessors", None)
+    preprocessors = getattr(context.current_studio(), "preprocessors", None)
     return list(preprocessors.modules()) if preprocessors is not None else []
 
 
 def _confirm_models(env: AxisEnv, p: Any, values: list[str]) -> None:
-    controlnets = getattr(_studio(), "controlnets", None)
+    controlnets = getattr(context.current_studio(), "controlnets", None)
     for i, value in enumerate(values):
         if str(value).strip().lower() == "none":
             values[i] = "None"
@@ -51,7 +44,7 @@ def _confirm_models(env: AxisEnv, p: Any, values: list[str]) -> None:
 
 
 def _confirm_modules(env: AxisEnv, p: Any, values: list[str]) -> None:
-    preprocessors = getattr(_studio(), "preprocessors", None)
+    preprocessors = getattr(context.current_studio(), "preprocessors", None)
     for i, value in enumerate(values):
         found = preprocessors.find(value) if preprocessors is not None else None
         if found is None and str(value).strip().lower() != "none":

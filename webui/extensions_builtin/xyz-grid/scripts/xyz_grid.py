@@ -19,25 +19,18 @@ from webui.scripts.xyz_values import AxisValueError, join_values, split_values
 FILL = "\U0001f4d2"  # 📒 fills the values with every choice
 
 
-def _studio() -> Any:
-    try:
-        return context.plugins().studio
-    except context.NotRunning:
-        return None
-
-
 def _env() -> AxisEnv:
-    studio = _studio()
+    studio = context.current_studio()
     return AxisEnv.from_studio(studio) if studio is not None else AxisEnv()
 
 
 def _options() -> Any:
-    studio = _studio()
+    studio = context.current_studio()
     return studio.options.snapshot() if studio is not None else None
 
 
 def _styles() -> Any:
-    studio = _studio()
+    studio = context.current_studio()
     return getattr(studio, "styles", None) if studio is not None else None
 
 
