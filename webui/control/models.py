@@ -8,7 +8,6 @@ API clients and infotexts written against the extension find the same names here
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from webui.models.hashes import legacy_hash
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel
@@ -31,31 +32,6 @@ class ControlNetError(ValueError):
 MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 # Annotator weights live under models/ControlNet/annotators: they are not ControlNets.
 ANNOTATORS_FOLDER = "annotators"
-
-_hash_lock = threading.Lock()
-_hashes: dict[tuple[str, int, float], str] = {}
-
-
-def legacy_hash(path: Path) -> str:
-    """A1111's old model hash: SHA-256 of the 64 KiB at offset 1 MiB, first 8 hex digits.
-
-    It reads 64 KiB, so listing needs no background hashing; a file under 1 MiB hashes the
-    empty string, as in A1111.
-    """
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime)
-    with _hash_lock:
-        known = _hashes.get(key)
-    if known:
-        return known
-    with path.open("rb") as f:
-        f.seek(0x100000)
-        value = hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
-    with _hash_lock:
-        _hashes[key] = value
-    return value
-
 
 @dataclass(frozen=True)
 class ControlNetFile:

@@ -29,6 +29,32 @@ def sha256_of_file(path: Path, start: int = 0) -> str:
     return digest.hexdigest()
 
 
+_legacy_lock = threading.Lock()
+_legacy_hashes: dict[tuple[str, int, float], str] = {}
+
+
+def legacy_hash(path: Path) -> str:
+    """A1111's old model hash: SHA-256 of the 64 KiB at offset 1 MiB, first 8 hex digits (what
+    sd-webui-controlnet lists models by and ``sd_merge_models`` records; remembered per file).
+
+    It reads 64 KiB, so listing needs no background hashing; a file under 1 MiB hashes the
+    empty string, as in A1111.
+    """
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    with _legacy_lock:
+        known = _legacy_hashes.get(key)
+    if known:
+        return known
+    with path.open("rb") as f:
+        f.seek(0x100000)
+        value = hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
+    with _legacy_lock:
+        _legacy_hashes[key] = value
+    return value
+
+
 class HashCache:
     """Thread-safe cache of file hashes, persisted as JSON; stale entries are recomputed."""
 

@@ -9,7 +9,6 @@ read lazily: they go through safe_load (weights_only) and are held whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -109,10 +108,3 @@ def write_safetensors(out: BinaryIO, entries: list[tuple[str, tuple[int, ...], t
 def fsync_file(out: BinaryIO) -> None:
     out.flush()
     os.fsync(out.fileno())
-
-
-def legacy_hash(path: Path) -> str:
-    """A1111's old model hash (8 hex): SHA-256 of the 64 KiB at offset 1 MiB, as ``sd_merge_models`` keeps it."""
-    with Path(path).open("rb") as f:
-        f.seek(0x100000)
-        return hashlib.sha256(f.read(0x10000)).hexdigest()[:8]

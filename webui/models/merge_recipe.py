@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from webui.models.catalog import ModelFile
-from webui.models.merge_io import legacy_hash
+from webui.models.hashes import legacy_hash
 from webui.version import VERSION
 
 InterpMethod = Literal["No interpolation", "Weighted sum", "Add difference"]

@@ -23,7 +23,7 @@ from webui.plugins.processing import Processed, Processing
 from webui.request import MAX_PROMPT_CHARS
 from webui.result import GeneratedImage
 from webui.scripts.grid_labels import labelled_grid
-from webui.scripts.script_results import Saving, fix_seed
+from webui.scripts.script_results import Saving, fix_seed, made
 from webui.scripts.xyz_axes import IMG2IMG, TXT2IMG, Axis, AxisEnv, find_axis
 from webui.scripts.xyz_values import AxisValueError, check_text_length, join_values
 
@@ -268,17 +268,15 @@ def run_plot(p: Processing, plan: PlotPlan, process: Callable[[Processing], Proc
         cell.seed = _varied_seed(cell.seed, args.vary_seeds, (ix, iy, iz), (nx, ny))
         with job_part(k, len(order)):
             try:
-                made = process(cell)
+                result = process(cell)
             except Exception as e:  # one failing cell leaves its place black, as in A1111
                 warnings.append(f"X/Y/Z plot cell {_where(plan, ix, iy, iz)} failed: {e}")
                 continue
-        first = first or made
-        warnings += [w for w in made.warnings if w not in warnings]
-        if made.images:
-            generated = made.generated[0] if made.generated else GeneratedImage(
-                made.images[0], made.seed, made.subseed, made.infotexts[0] if made.infotexts else "")
-            cells[ix + iy * nx + iz * nx * ny] = _Cell(generated, made.prompt, made.negative_prompt)
-        if made.interrupted:
+        first = first or result
+        warnings += [w for w in result.warnings if w not in warnings]
+        if result.images:
+            cells[ix + iy * nx + iz * nx * ny] = _Cell(made(result), result.prompt, result.negative_prompt)
+        if result.interrupted:
             interrupted = True
             break
     if not cells:
