@@ -32,6 +32,30 @@ OUTPAINT_METHODS = ("fill", "mk2", "poor man")
 MAX_INPUT_SIDE = 8192  # far above any limit; the pixel limit (webui/limits.py) is the real bound
 
 
+def image_bytes(text: str) -> bytes:
+    """An image file's bytes from base64 text or a data URL (nothing decoded); ValueError with a reason."""
+    text = text.strip()
+    if text.startswith("data:"):
+        if "," not in text:
+            raise ValueError("a data URL needs a ',' before the base64 data")
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+
+
+def open_image(raw: bytes, max_pixels: int | None = None) -> Image.Image:
+    """An image file's bytes → a loaded PIL image (``max_pixels`` checked from the header first)."""
+    try:
+        image = Image.open(io.BytesIO(raw))
+        _check_size(image, max_pixels)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a readable image ({type(e).__name__})") from None
+    return image
+
+
 def decode_image(data: Any, max_pixels: int | None = None) -> Image.Image:
     """A PIL image, base64 text or a data URL → a loaded PIL image; ValueError with a reason.
 
@@ -42,21 +66,7 @@ def decode_image(data: Any, max_pixels: int | None = None) -> Image.Image:
         image = data
     elif isinstance(data, (str, bytes)):
         text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-        text = text.strip()
-        if text.startswith("data:"):
-            if "," not in text:
-                raise ValueError("a data URL needs a ',' before the base64 data")
-            text = text.split(",", 1)[1]
-        try:
-            raw = base64.b64decode("".join(text.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("not valid base64") from None
-        try:
-            image = Image.open(io.BytesIO(raw))
-            _check_size(image, max_pixels)
-            image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
-            raise ValueError(f"not a readable image ({type(e).__name__})") from None
+        image = open_image(image_bytes(text), max_pixels)
     else:
         raise ValueError("must be an image: base64 text or a data URL")
     _check_size(image, max_pixels)

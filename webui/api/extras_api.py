@@ -21,7 +21,6 @@ at a time (the answer holds the encoded results).
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import logging
 from typing import Any, Literal
@@ -37,7 +36,7 @@ from webui.api.common import error_response, field_error
 from webui.app import Studio
 from webui.auth.users import User
 from webui.limits import LimitExceeded
-from webui.request_img2img import MAX_INPUT_SIDE
+from webui.request_img2img import MAX_INPUT_SIDE, image_bytes, open_image
 from webui.upscaling import UpscalerError
 
 log = logging.getLogger(__name__)
@@ -150,17 +149,12 @@ def extras_router(studio: Studio) -> APIRouter:
 
 def _raw(data: str, loc: tuple[Any, ...]) -> bytes:
     """The file's bytes from base64 text or a data URL (still compressed: nothing decoded)."""
-    text = (data or "").strip()
-    if not text:
+    if not (data or "").strip():
         raise RequestValidationError([field_error(loc, "no image given")])
-    if text.startswith("data:"):
-        if "," not in text:
-            raise RequestValidationError([field_error(loc, "a data URL needs a ',' before the base64 data")])
-        text = text.split(",", 1)[1]
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestValidationError([field_error(loc, "not valid base64")]) from None
+        return image_bytes(data)
+    except ValueError as e:
+        raise RequestValidationError([field_error(loc, str(e))]) from None
 
 
 def _header_size(raw: bytes, loc: tuple[Any, ...]) -> tuple[int, int]:
@@ -181,8 +175,6 @@ def _header_size(raw: bytes, loc: tuple[Any, ...]) -> tuple[int, int]:
 def _decoded(raw: bytes, loc: tuple[Any, ...]) -> Image.Image:
     """The image, decoded (after its size was checked)."""
     try:
-        image = Image.open(io.BytesIO(raw))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise RequestValidationError([field_error(loc, f"not a readable image ({type(e).__name__})")]) from None
-    return image
+        return open_image(raw)
+    except ValueError as e:
+        raise RequestValidationError([field_error(loc, str(e))]) from None
